@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Installs everything the local platform and the tests need, idempotently.
+#
+#   tools/install.sh [step ...]     steps: apt python kafka minio vault helm kustomize timescale
+#                                   (no step = all of them)
+#
+# Builds are cached by version under $ITS_CACHE_DIR (default ~/.cache/its-camera-ai), outside
+# the clone, so a fresh clone on the same machine reuses them; a version bump in
+# tools/versions.env rebuilds only what changed. tools/bin/env.sh prints the PATH that
+# points at the cached builds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=versions.env
+source "$ROOT/tools/versions.env"
+CACHE="${ITS_CACHE_DIR:-$HOME/.cache/its-camera-ai}"
+mkdir -p "$CACHE"
+
+step() { printf '\n==> [install] %s\n' "$*"; }
+ok() { printf '    ok: %s\n' "$*"; }
+# Long builds print a heartbeat so a CI log never looks hung.
+with_heartbeat() {
+  local label="$1"; shift
+  local log="$CACHE/logs/$label.log"; mkdir -p "$CACHE/logs"
+  local start=$SECONDS
+  "$@" >"$log" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 20
+    kill -0 "$pid" 2>/dev/null && printf '    ... %s still running (%ds, log %s)\n' "$label" $((SECONDS - start)) "$log"
+  done
+  if ! wait "$pid"; then
+    echo "    FAILED: $label; last lines of $log:" >&2
+    tail -n 40 "$log" >&2
+    return 1
+  fi
+  ok "$label built in $((SECONDS - start))s"
+}
+
+install_apt() {
+  step "Debian packages (tools/apt-packages.txt)"
+  mapfile -t pkgs < <(grep -v -e '^#' -e '^$' "$ROOT/tools/apt-packages.txt")
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then ok "all ${#pkgs[@]} present"; return; fi
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # The platform runs its own server processes under supervisord: keep the packages'
+  # init scripts from starting system-wide copies on the same ports during install.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+  fi
+  echo "    installing: ${missing[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+install_python() {
+  # One virtualenv per lock: its name is the hash of requirements.lock and pyproject.toml.
+  local key; key=$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -c1-12)
+  local venv="$CACHE/venv/$key"
+  step "Python virtualenv ($venv)"
+  if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+    rm -rf "$venv"
+    python3.11 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip==25.3
+    echo "    pip install -r requirements.lock (torch and ultralytics make this take minutes cold)"
+    "$venv/bin/pip" install --progress-bar off -r "$ROOT/requirements.lock" | grep -E '^(Collecting|Successfully)' \
+      | awk 'NR % 20 == 1 {print "    " $0; fflush()}'
+    touch "$venv/.complete"
+  fi
+  # The project itself is installed editable into the cached venv: cheap, and always points
+  # at this clone.
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT" 2>/dev/null \
+    || "$venv/bin/pip" install -q --no-deps -e "$ROOT"
+  ln -sfn "$venv" "$ROOT/.venv"
+  ok "$(.venv/bin/python --version 2>/dev/null || "$venv/bin/python" --version), linked as .venv"
+}
+
+install_kafka() {
+  local dir="$CACHE/kafka/$KAFKA_VERSION"
+  step "Apache Kafka $KAFKA_VERSION jars (tools/kafka/pom.xml)"
+  if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir"; mkdir -p "$dir/libs" "$dir/agents"
+    mvn -q -B -f "$ROOT/tools/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dir/libs"
+    # The JMX exporter is a -javaagent, not a classpath jar.
+    mv "$dir"/libs/jmx_prometheus_javaagent-*.jar "$dir/agents/jmx_prometheus_javaagent.jar"
+    touch "$dir/.complete"
+  fi
+  ok "$(ls "$dir/libs" | wc -l) jars in $dir"
+}
+
+go_install() {  # name version package
+  local name="$1" version="$2" package="$3"
+  local dir="$CACHE/$name/$version"
+  step "$name $version (go install)"
+  if [ ! -x "$dir/bin/$name" ]; then
+    mkdir -p "$dir/bin"
+    with_heartbeat "$name-$version" env GOBIN="$dir/bin" GOFLAGS=-buildvcs=false go install "$package@$version"
+  fi
+  ok "$dir/bin/$name"
+}
+
+install_minio() { go_install minio "$MINIO_VERSION" "$MINIO_MODULE"; }
+install_helm() { go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm; }
+install_kustomize() { go_install kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5; }
+
+install_vault() {
+  # No Vault or OpenBao server builds from this machine's registries (see README, "Vault");
+  # RustyVault speaks the Vault HTTP API that hvac uses for unseal, KV and AppRole.
+  local dir="$CACHE/rusty_vault/$RUSTY_VAULT_VERSION"
+  step "RustyVault $RUSTY_VAULT_VERSION (cargo install)"
+  if [ ! -x "$dir/bin/rvault" ]; then
+    with_heartbeat "rusty_vault-$RUSTY_VAULT_VERSION" \
+      cargo install rusty_vault --version "$RUSTY_VAULT_VERSION" --locked --root "$dir"
+  fi
+  ok "$dir/bin/rvault"
+}
+
+install_timescale() {
+  local lock="$ROOT/tools/timescale/package-lock.json"
+  [ -f "$lock" ] || { echo "    (no tools/timescale yet)"; return; }
+  local key; key=$(sha256sum "$lock" | cut -c1-12)
+  local dir="$CACHE/timescale/$key"
+  step "TimescaleDB (PGlite WASM) engine (tools/timescale, npm ci)"
+  if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir"; mkdir -p "$dir"
+    cp "$ROOT/tools/timescale/package.json" "$lock" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$dir/.complete"
+  fi
+  ln -sfn "$dir/node_modules" "$ROOT/tools/timescale/node_modules"
+  ok "$dir/node_modules"
+}
+
+ALL=(apt python kafka minio vault helm kustomize timescale)
+steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=("${ALL[@]}")
+for s in "${steps[@]}"; do
+  case "$s" in
+    apt|python|kafka|minio|vault|helm|kustomize|timescale) "install_$s" ;;
+    *) echo "tools/install.sh: unknown step '$s' (known: ${ALL[*]})" >&2; exit 2 ;;
+  esac
+done
