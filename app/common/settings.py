@@ -1,0 +1,82 @@
+"""All configuration of the API and the worker, read once from ITS_* environment variables.
+
+The same settings run the local platform (infra/local renders them into the supervisor
+config) and the cluster (the Helm chart sets them); secrets are never settings: they come
+from Vault at start-up (app.common.secrets).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.common.timescale import TimescaleMode
+
+VEHICLE_CLASSES = ("car", "truck", "bus", "motorcycle", "bicycle")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ITS_", extra="ignore", frozen=True)
+
+    environment: str = "local"
+    log_level: str = "INFO"
+
+    # PostgreSQL (through PgBouncer). The URL carries no password: Vault supplies it.
+    database_url: str = "postgresql://its_app@127.0.0.1:6432/its"
+    database_pool_size: int = Field(default=10, ge=1, le=100)
+    timescale: TimescaleMode = "auto"
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_consumer_group: str = "its-worker"
+
+    redis_sentinels: str = "127.0.0.1:26379"
+    redis_master_name: str = "its-redis"
+
+    minio_endpoint: str = "127.0.0.1:9000"
+    minio_secure: bool = False
+    minio_region: str = "us-east-1"
+
+    vault_addr: str = "http://127.0.0.1:8200"
+    vault_auth_method: Literal["approle", "kubernetes"] = "approle"
+    vault_role: str = "its-api"
+    vault_role_id: str | None = None
+    vault_secret_id_file: Path | None = None
+    vault_kv_mount: str = "secret"
+
+    # API
+    max_frame_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    counts_cache_ttl_seconds: int = Field(default=300, ge=1)
+
+    # Worker
+    model_uri: str = "file://app/worker/models/its-vehicles-yolo11n.pt"
+    device: str = "cpu"
+    worker_batch_size: int = Field(default=8, ge=1, le=256)
+    worker_batch_timeout_ms: int = Field(default=200, ge=1)
+    worker_confidence: float = Field(default=0.35, gt=0, lt=1)
+    worker_metrics_port: int = 9100
+    congestion_threshold: int = Field(default=20, ge=1)
+    vehicle_classes: tuple[str, ...] = VEHICLE_CLASSES
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_are_host_port(cls, value: str) -> str:
+        for item in value.split(","):
+            host, _, port = item.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"ITS_REDIS_SENTINELS: {item!r} is not host:port")
+        return value
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        pairs = (item.strip().rpartition(":") for item in self.redis_sentinels.split(","))
+        return [(host, int(port)) for host, _, port in pairs]
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()
