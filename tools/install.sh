@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the local platform and the tests need, idempotently.
 #
-#   tools/install.sh [step ...]     steps: apt python kafka minio vault helm kustomize timescale
+#   tools/install.sh [step ...]     steps: apt python patroni kafka minio vault helm kustomize timescale
 #                                   (no step = all of them)
 #
 # Builds are cached by version under $ITS_CACHE_DIR (default ~/.cache/its-camera-ai), outside
@@ -119,6 +119,23 @@ install_vault() {
   ok "$dir/bin/rvault"
 }
 
+install_patroni() {
+  # Patroni runs as the postgres user (PostgreSQL refuses root), so it gets its own virtualenv
+  # on Debian's python3, in a cache that user can read: the system cache when we are root.
+  local base="$CACHE"; [ "$(id -u)" -ne 0 ] || base="/var/cache/its-camera-ai"
+  local key; key=$(sha256sum "$ROOT/tools/patroni/requirements.lock" | cut -c1-12)
+  local dir="$base/patroni/$PATRONI_VERSION-$key"
+  step "Patroni $PATRONI_VERSION (virtualenv on /usr/bin/python3)"
+  if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir"; mkdir -p "$dir"
+    /usr/bin/python3 -m venv "$dir/venv"
+    "$dir/venv/bin/pip" install -q --progress-bar off -r "$ROOT/tools/patroni/requirements.lock"
+    chmod -R a+rX "$base"
+    touch "$dir/.complete"
+  fi
+  ok "$dir/venv/bin/patroni"
+}
+
 install_timescale() {
   local lock="$ROOT/tools/timescale/package-lock.json"
   [ -f "$lock" ] || { echo "    (no tools/timescale yet)"; return; }
@@ -135,11 +152,11 @@ install_timescale() {
   ok "$dir/node_modules"
 }
 
-ALL=(apt python kafka minio vault helm kustomize timescale)
+ALL=(apt python patroni kafka minio vault helm kustomize timescale)
 steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=("${ALL[@]}")
 for s in "${steps[@]}"; do
   case "$s" in
-    apt|python|kafka|minio|vault|helm|kustomize|timescale) "install_$s" ;;
+    apt|python|patroni|kafka|minio|vault|helm|kustomize|timescale) "install_$s" ;;
     *) echo "tools/install.sh: unknown step '$s' (known: ${ALL[*]})" >&2; exit 2 ;;
   esac
 done
