@@ -58,8 +58,8 @@ install_apt() {
 }
 
 install_python() {
-  # One virtualenv per lock: its name is the hash of requirements.lock and pyproject.toml.
-  local key; key=$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -c1-12)
+  # One virtualenv per lock: its name is the hash of requirements.lock.
+  local key; key=$(sha256sum "$ROOT/requirements.lock" | cut -c1-12)
   local venv="$CACHE/venv/$key"
   step "Python virtualenv ($venv)"
   if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then

@@ -57,9 +57,15 @@ class Platform:
             # The app role behind PgBouncer is created by provisioning, after this wait.
             return lambda: c.postgres(through_bouncer=False)
         if group == "app":
+
             def both() -> Health:
                 api, worker = c.api(), c.worker()
-                return Health(api.healthy and worker.healthy, api.endpoints + worker.endpoints, {"api": api.detail, "worker": worker.detail})
+                return Health(
+                    api.healthy and worker.healthy,
+                    api.endpoints + worker.endpoints,
+                    {"api": api.detail, "worker": worker.detail},
+                )
+
             return both
         return c.by_service()[group]
 
@@ -136,11 +142,11 @@ class Platform:
         """Supervised loop: unseal Vault whenever it is found sealed (after a restart)."""
         while True:
             try:
-                if _vault_answers(self) and self.secrets.get("vault_init"):
-                    if vault.client(self.cfg).sys.is_sealed():
-                        vault.unseal(self.cfg, PlatformSecrets(self.cfg.secrets_file))
-                        log("vault was sealed: unsealed")
-            except Exception as error:  # noqa: BLE001 - keep watching whatever went wrong
+                initialised = _vault_answers(self) and self.secrets.get("vault_init")
+                if initialised and vault.client(self.cfg).sys.is_sealed():
+                    vault.unseal(self.cfg, PlatformSecrets(self.cfg.secrets_file))
+                    log("vault was sealed: unsealed")
+            except Exception as error:
                 log(f"unsealer: {error}")
             time.sleep(1)
 
@@ -148,7 +154,7 @@ class Platform:
 def _vault_answers(platform: Platform) -> bool:
     try:
         vault.client(platform.cfg).sys.is_initialized()
-    except Exception:  # noqa: BLE001 - connection refused, timeout, half-started server
+    except Exception:
         return False
     return True
 

@@ -158,7 +158,6 @@ def _patroni_lock_key() -> str:
     return hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
 
 
-
 @dataclass(frozen=True)
 class Tools:
     """Where each server binary is: Debian's packages on PATH, builds in the versioned cache."""
@@ -174,7 +173,11 @@ class Tools:
     def locate(cls, versions: dict[str, str]) -> Tools:
         return cls(
             python=Path(os.environ.get("ITS_PYTHON", REPO_ROOT / ".venv" / "bin" / "python")),
-            patroni=PATRONI_CACHE / f"{versions['PATRONI_VERSION']}-{_patroni_lock_key()}" / "venv" / "bin" / "patroni",
+            patroni=PATRONI_CACHE
+            / f"{versions['PATRONI_VERSION']}-{_patroni_lock_key()}"
+            / "venv"
+            / "bin"
+            / "patroni",
             postgres_bin=Path("/usr/lib/postgresql/15/bin"),
             kafka_home=CACHE_DIR / "kafka" / versions["KAFKA_VERSION"],
             minio=CACHE_DIR / "minio" / versions["MINIO_VERSION"] / "bin" / "minio",

@@ -6,7 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -62,9 +62,14 @@ class HealthChecks:
                 break
             except (httpx.HTTPError, ValueError):
                 continue
-        members = {m["name"]: {"role": m["role"], "state": m["state"], "lag": m.get("lag")} for m in cluster.get("members", [])}
+        members = {
+            m["name"]: {"role": m["role"], "state": m["state"], "lag": m.get("lag")}
+            for m in cluster.get("members", [])
+        }
         leaders = [name for name, m in members.items() if m["role"] == "leader" and m["state"] == "running"]
-        streaming = [name for name, m in members.items() if m["role"] != "leader" and m["state"] == "streaming"]
+        streaming = [
+            name for name, m in members.items() if m["role"] != "leader" and m["state"] == "streaming"
+        ]
         bouncer = self._query_bouncer() if through_bouncer else None
         healthy = len(leaders) == 1 and len(streaming) == 1 and bouncer is not False
         return Health(
@@ -92,7 +97,7 @@ class HealthChecks:
         detail: dict[str, Any] = {}
         try:
             sentinel = redis.Redis(host=HOST, port=self.p.many("sentinel")[0], socket_timeout=2)
-            master = sentinel.sentinel_master(master_name)
+            master = cast(dict[str, Any], sentinel.sentinel_master(master_name))
             detail = {
                 "master": f"{master['ip']}:{master['port']}",
                 "replicas": int(master["num-slaves"]),
@@ -112,7 +117,7 @@ class HealthChecks:
             metadata = admin.list_topics(timeout=3)
             brokers = len(metadata.brokers)
             topics = sorted(t for t in metadata.topics if not t.startswith("__"))
-        except Exception:  # noqa: BLE001 - librdkafka raises KafkaException or a plain timeout
+        except Exception:
             return Health(False, bootstrap.split(","), {"brokers": 0})
         return Health(brokers == 3, bootstrap.split(","), {"brokers": brokers, "topics": topics})
 

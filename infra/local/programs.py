@@ -88,9 +88,11 @@ def build_programs(
             user=postgres_user(),
         ),
     ]
-    for index, port in enumerate(p.many("redis")):
-        programs.append(Program(f"redis{index}", "redis", ["redis-server", str(s / f"redis/redis{index}/redis.conf")]))
-    for index, port in enumerate(p.many("sentinel")):
+    for index in range(len(p.many("redis"))):
+        programs.append(
+            Program(f"redis{index}", "redis", ["redis-server", str(s / f"redis/redis{index}/redis.conf")])
+        )
+    for index in range(len(p.many("sentinel"))):
         programs.append(
             Program(
                 f"sentinel{index}",
@@ -99,6 +101,7 @@ def build_programs(
             )
         )
     kafka = t.kafka_home
+    jmx_agent = kafka / "agents" / "jmx_prometheus_javaagent.jar"
     for index, jmx in enumerate(p.many("kafka_jmx")):
         programs.append(
             Program(
@@ -112,7 +115,7 @@ def build_programs(
                     "-XX:MaxGCPauseMillis=20",
                     "-Djava.awt.headless=true",
                     f"-Dlog4j2.configurationFile={cfg.conf_dir / 'log4j2.properties'}",
-                    f"-javaagent:{kafka / 'agents' / 'jmx_prometheus_javaagent.jar'}=127.0.0.1:{jmx}:{SHARED['jmx_exporter']}",
+                    f"-javaagent:{jmx_agent}=127.0.0.1:{jmx}:{SHARED['jmx_exporter']}",
                     "-cp",
                     f"{kafka / 'libs'}/*",
                     "kafka.Kafka",
@@ -147,7 +150,12 @@ def build_programs(
             ],
             environment=minio_env,
         ),
-        Program("vault", "vault", [str(t.rvault), "server", f"--config={cfg.conf_dir / 'vault.hcl'}"], directory=str(s / "vault")),
+        Program(
+            "vault",
+            "vault",
+            [str(t.rvault), "server", f"--config={cfg.conf_dir / 'vault.hcl'}"],
+            directory=str(s / "vault"),
+        ),
         # Unseals Vault whenever it comes back sealed (after a restart), as a cluster's
         # auto-unseal would; the keys stay in the state directory.
         Program(
@@ -209,7 +217,9 @@ def build_programs(
             ],
         ),
     ]
-    for index, (port, pg_port) in enumerate(zip(p.many("postgres_exporter"), p.many("postgres"), strict=True)):
+    for index, (port, pg_port) in enumerate(
+        zip(p.many("postgres_exporter"), p.many("postgres"), strict=True)
+    ):
         programs.append(
             Program(
                 f"postgres-exporter{index}",

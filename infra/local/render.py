@@ -7,7 +7,6 @@ shared definition reaches the platform on the next `up`.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -94,7 +93,9 @@ def render_all(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> None:
 
     # PostgreSQL: two Patroni members behind HAProxy and PgBouncer.
     members = []
-    for index, (pg_port, rest_port) in enumerate(zip(p.many("postgres"), p.many("patroni_rest"), strict=True)):
+    for index, (pg_port, rest_port) in enumerate(
+        zip(p.many("postgres"), p.many("patroni_rest"), strict=True)
+    ):
         member_dir = cfg.path("postgres", f"pg{index}")
         member_dir.mkdir(parents=True, exist_ok=True)
         member_dir.chmod(0o700)
@@ -125,7 +126,13 @@ def render_all(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> None:
     bouncer_dir = cfg.path("pgbouncer")
     bouncer_dir.mkdir(parents=True, exist_ok=True)
     _chown_postgres(bouncer_dir)
-    render("pgbouncer.ini.j2", conf / "pgbouncer.ini", pgbouncer_port=p.pgbouncer, haproxy_primary=p.haproxy_primary, dir=bouncer_dir)
+    render(
+        "pgbouncer.ini.j2",
+        conf / "pgbouncer.ini",
+        pgbouncer_port=p.pgbouncer,
+        haproxy_primary=p.haproxy_primary,
+        dir=bouncer_dir,
+    )
     _chown_postgres(conf / "pgbouncer.ini")
     userlist = bouncer_dir / "userlist.txt"
     _write(
@@ -237,4 +244,4 @@ def render_supervisor(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> Non
         )
     )
     _write(cfg.conf_dir / "supervisord.conf", text)
-    os.chmod(cfg.conf_dir / "supervisord.conf", 0o600)
+    (cfg.conf_dir / "supervisord.conf").chmod(0o600)

@@ -7,7 +7,6 @@ reads this file: the provisioner writes its share into Vault and the app reads i
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ class PlatformSecrets:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.values, indent=2, sort_keys=True))
         tmp.chmod(0o600)
-        os.replace(tmp, self.path)
+        tmp.replace(self.path)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]

@@ -69,7 +69,9 @@ class Supervisor:
             self._rpc.startProcess(self._qualified(name), True)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
-                raise RuntimeError(f"{name}: {fault.faultString}; see {self.cfg.log_dir / (name + '.log')}") from fault
+                raise RuntimeError(
+                    f"{name}: {fault.faultString}; see {self.cfg.log_dir / (name + '.log')}"
+                ) from fault
 
     def stop(self, name: str) -> None:
         try:

@@ -66,7 +66,12 @@ def provision(cfg: LocalPlatformConfig) -> str:
     existing = admin.list_topics(timeout=10).topics
     wanted = topic_specs()
     new = [
-        NewTopic(t["name"], num_partitions=t["partitions"], replication_factor=t["replication_factor"], config=t["config"])
+        NewTopic(
+            t["name"],
+            num_partitions=t["partitions"],
+            replication_factor=t["replication_factor"],
+            config=t["config"],
+        )
         for t in wanted
         if t["name"] not in existing
     ]

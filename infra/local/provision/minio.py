@@ -72,4 +72,5 @@ def provision(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> str:
         attached = json.loads(admin.user_info(user["name"])).get("policyName", "")
         if user["policy"] not in attached.split(","):
             admin.attach_policy([user["policy"]], user=user["name"])
-    return f"buckets {', '.join(b['name'] for b in spec['buckets'])}; users {', '.join(u['name'] for u in spec['users'])}"
+    buckets = ", ".join(b["name"] for b in spec["buckets"])
+    return f"buckets {buckets}; users {', '.join(u['name'] for u in spec['users'])}"

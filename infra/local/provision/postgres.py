@@ -20,7 +20,9 @@ def superuser_dsn(cfg: LocalPlatformConfig, secrets: PlatformSecrets, dbname: st
 def provision(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> str:
     with psycopg.connect(superuser_dsn(cfg, secrets), autocommit=True) as conn:
         role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'its_app'").fetchone()
-        statement = "ALTER ROLE its_app WITH LOGIN PASSWORD {}" if role else "CREATE ROLE its_app LOGIN PASSWORD {}"
+        statement = (
+            "ALTER ROLE its_app WITH LOGIN PASSWORD {}" if role else "CREATE ROLE its_app LOGIN PASSWORD {}"
+        )
         conn.execute(sql.SQL(statement).format(sql.Literal(secrets["postgres_app"])))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'its'").fetchone():
             conn.execute("CREATE DATABASE its OWNER its_app")

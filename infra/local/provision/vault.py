@@ -55,7 +55,7 @@ def check_policies() -> list[str]:
     for path in sorted(SHARED["vault_policies"].glob("*.hcl")):
         body = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
         if not body.strip() or POLICY_BLOCK.sub("", body).strip():
-            raise ValueError(f"{path}: not a list of path \"...\" {{ capabilities = [...] }} blocks")
+            raise ValueError(f'{path}: not a list of path "..." {{ capabilities = [...] }} blocks')
         names.append(path.stem)
     return names
 
@@ -70,7 +70,9 @@ def provision(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> str:
     vault = client(cfg, secrets["vault_init"]["root_token"])
     mount = spec["kv_mount"]
     if f"{mount}/" not in vault.sys.list_mounted_secrets_engines():
-        vault.sys.enable_secrets_engine("kv", path=mount, description="ITS app secrets", options={"version": "2"})
+        vault.sys.enable_secrets_engine(
+            "kv", path=mount, description="ITS app secrets", options={"version": "2"}
+        )
     if "approle/" not in vault.sys.list_auth_methods():
         vault.sys.enable_auth_method("approle", path="approle", description="ITS app identities")
 
@@ -89,10 +91,14 @@ def provision(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> str:
     }
     declared = spec["secrets"]
     if set(values) != set(declared):
-        raise ValueError(f"{SHARED['vault']}: secrets declares {sorted(declared)}, provisioner writes {sorted(values)}")
+        raise ValueError(
+            f"{SHARED['vault']}: secrets declares {sorted(declared)}, provisioner writes {sorted(values)}"
+        )
     for path, data in values.items():
         if sorted(data) != sorted(declared[path]):
-            raise ValueError(f"{SHARED['vault']}: secrets.{path} declares keys {declared[path]}, not {sorted(data)}")
+            raise ValueError(
+                f"{SHARED['vault']}: secrets.{path} declares keys {declared[path]}, not {sorted(data)}"
+            )
         _write_kv2(vault, mount, path, data)
 
     for role in spec["approles"]:
@@ -111,4 +117,5 @@ def provision(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> str:
             secret_file.chmod(0o600)
         secrets[f"vault_role_id:{name}"] = role_id
     secrets["vault_policies_checked"] = policies
-    return f"kv mount {mount}, approles {', '.join(r['name'] for r in spec['approles'])}; policies checked, not enforced"
+    roles = ", ".join(r["name"] for r in spec["approles"])
+    return f"kv mount {mount}, approles {roles}; policies checked, not enforced"

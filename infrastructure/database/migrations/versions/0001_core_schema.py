@@ -87,9 +87,7 @@ def _timescale() -> None:
     d, c = T.detections, T.vehicle_counts_1m
     op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     op.execute(f"CREATE TABLE detections ({DETECTIONS_COLUMNS})")
-    op.execute(
-        f"SELECT create_hypertable('detections', by_range('ts', INTERVAL '{d.chunk_interval}'))"
-    )
+    op.execute(f"SELECT create_hypertable('detections', by_range('ts', INTERVAL '{d.chunk_interval}'))")
     op.execute("CREATE INDEX detections_camera_ts_idx ON detections (camera_id, ts DESC)")
     op.execute(
         "ALTER TABLE detections SET (timescaledb.compress,"
@@ -97,9 +95,7 @@ def _timescale() -> None:
     )
     op.execute(f"SELECT add_compression_policy('detections', INTERVAL '{d.compress_after}')")
     op.execute(f"SELECT add_retention_policy('detections', INTERVAL '{d.retention}')")
-    select = COUNTS_SELECT.format(
-        bucket_fn=f"time_bucket(INTERVAL '{c.bucket}', ts)", source="detections"
-    )
+    select = COUNTS_SELECT.format(bucket_fn=f"time_bucket(INTERVAL '{c.bucket}', ts)", source="detections")
     op.execute(
         "CREATE MATERIALIZED VIEW vehicle_counts_1m"
         " WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS"

@@ -1,0 +1,42 @@
+# The project's entry points. `make up` and `make test` install what they need themselves
+# (tools/install.sh is idempotent and caches builds by version outside the clone).
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install up down status smoke test lint format loadtest failover bench
+
+help:
+	@echo "make up        install, start the local platform, provision it, smoke-check it"
+	@echo "make down      stop every process of the local platform"
+	@echo "make status    one JSON object: each service's endpoints and health (-s for JSON only)"
+	@echo "make test      install, lint, and run every test (what CI runs)"
+
+install:
+	@tools/install.sh
+
+up: install
+	@$(PY) -m infra.local up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m infra.local down; else echo "nothing installed, nothing running"; fi
+
+status:
+	@$(PY) -m infra.local status
+
+smoke:
+	@$(PY) -m infra.local smoke
+
+lint:
+	@echo "==> [lint] ruff check, ruff format --check, mypy"
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy app infra tests loadtests
+
+format:
+	@$(PY) -m ruff format .
+	@$(PY) -m ruff check --fix .
+
+test: install lint
+	@echo "==> [test] pytest (starts its own platform on ports from 35000 under a temporary state dir)"
+	@$(PY) -m pytest

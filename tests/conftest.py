@@ -1,0 +1,88 @@
+"""Session fixtures shared by every test folder.
+
+`local_platform` starts the project's own local platform (infra.local) once per test session,
+on loopback ports from ITS_TEST_PORT_BASE (default 35000) under a temporary state directory,
+so it never collides with a developer's `make up`; it is stopped and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra.local.cli import Platform
+from infra.local.config import HOST, LocalPlatformConfig
+from infra.local.provision.postgres import superuser_dsn
+from infra.local.render import app_environment
+from infra.local.supervisor import Supervisor
+
+TEST_PORT_BASE = int(os.environ.get("ITS_TEST_PORT_BASE", "35000"))
+
+
+@dataclass
+class RunningPlatform:
+    """What tests need of a running local platform."""
+
+    platform: Platform
+
+    @property
+    def cfg(self) -> LocalPlatformConfig:
+        return self.platform.cfg
+
+    @property
+    def supervisor(self) -> Supervisor:
+        return self.platform.supervisor
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.cfg.ports.api}"
+
+    @property
+    def operator_key(self) -> str:
+        return str(self.platform.secrets["api_key_operator"])
+
+    @property
+    def camera_key(self) -> str:
+        return str(self.platform.secrets["api_key_camera"])
+
+    @property
+    def viewer_key(self) -> str:
+        return str(self.platform.secrets["api_key_viewer"])
+
+    @property
+    def database_dsn(self) -> str:
+        """Superuser DSN of the `its` database, through HAProxy (always the primary)."""
+        return superuser_dsn(self.cfg, self.platform.secrets, "its")
+
+    def app_env(self, identity: str = "its-worker") -> dict[str, str]:
+        return dict(app_environment(self.cfg, self.platform.secrets)[identity])
+
+
+def _platform_processes(state_dir: Path) -> list[str]:
+    result = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    return [line for line in result.stdout.splitlines() if str(state_dir) in line and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="session")
+def local_platform() -> Iterator[RunningPlatform]:
+    state_dir = Path(tempfile.mkdtemp(prefix="its-platform-"))
+    state_dir.chmod(0o755)  # PostgreSQL runs as the postgres user when the tests run as root
+    cfg = LocalPlatformConfig.load(state_dir=state_dir, port_base=TEST_PORT_BASE)
+    os.environ["ITS_STATE_DIR"] = str(state_dir)
+    os.environ["ITS_PORT_BASE"] = str(TEST_PORT_BASE)
+    platform = Platform(cfg)
+    try:
+        platform.up(smoke=False)
+        yield RunningPlatform(platform)
+    finally:
+        platform.down()
+        leftovers = _platform_processes(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    assert not leftovers, f"`down` left processes behind: {leftovers}"
