@@ -11,6 +11,7 @@ help:
 	@echo "make down      stop every process of the local platform"
 	@echo "make status    one JSON object: each service's endpoints and health (-s for JSON only)"
 	@echo "make test      install, lint, and run every test (what CI runs)"
+	@echo "make failover  run the failover drills against the running platform"
 
 install:
 	@tools/install.sh
@@ -26,6 +27,9 @@ status:
 
 smoke:
 	@$(PY) -m infra.local smoke
+
+failover:
+	@$(PY) -m loadtests.failover
 
 lint:
 	@echo "==> [lint] ruff check, ruff format --check, mypy"

@@ -86,3 +86,8 @@ def local_platform() -> Iterator[RunningPlatform]:
         leftovers = _platform_processes(state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
     assert not leftovers, f"`down` left processes behind: {leftovers}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Failover drills break and repair stacks: run them after every other test."""
+    items.sort(key=lambda item: "tests/failover/" in item.nodeid)

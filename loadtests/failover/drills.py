@@ -1,0 +1,291 @@
+"""The drills. Each takes the running platform, breaks one thing under load, measures, and
+puts the platform back (restarts what it stopped, waits until the stack is healthy)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+
+import httpx
+import psycopg
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+from minio import Minio
+from redis.sentinel import Sentinel
+
+from infra.local.cli import Platform
+from infra.local.config import HOST
+from infra.local.health import wait_until
+from infra.local.provision.minio import ROOT_USER
+from infra.local.provision.postgres import superuser_dsn
+from loadtests.failover.load import DrillResult, WriteLoad
+
+RECOVERY_TIMEOUT = 120
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def redis_master_kill(platform: Platform) -> DrillResult:
+    """Kill the Redis master; Sentinel promotes a replica; a client that discovers the master
+    through Sentinel follows. A write counts as acknowledged once one replica has it (WAIT)."""
+    cfg = platform.cfg
+    sentinel = Sentinel([(HOST, port) for port in cfg.ports.many("sentinel")], socket_timeout=1)  # type: ignore[no-untyped-call]
+    # redis-py's Sentinel API is untyped.
+    client = sentinel.master_for("its-redis", socket_timeout=1, retry_on_timeout=False)  # type: ignore[no-untyped-call]
+    run = uuid.uuid4().hex[:8]
+
+    def write(number: int) -> None:
+        client.set(f"drill:{run}:{number}", number, ex=3600)
+        if int(client.execute_command("WAIT", 1, 1000)) < 1:
+            raise redis.ReadOnlyError("not replicated")
+
+    _, port = sentinel.discover_master("its-redis")  # type: ignore[no-untyped-call]
+    victim = f"redis{cfg.ports.many('redis').index(int(port))}"
+    with WriteLoad(write) as load:
+        load.wait_for_acks(20)
+        fault_at = time.monotonic()
+        platform.supervisor.signal(victim, "KILL")
+        platform.supervisor.stop(victim)
+        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
+        load.wait_for_acks(20)
+    new_master = sentinel.discover_master("its-redis")  # type: ignore[no-untyped-call]
+    platform.supervisor.start(victim)  # comes back as a replica of the new master
+    wait_until(platform.checks.redis, "redis", 60, _quiet)
+    reader = sentinel.master_for("its-redis", socket_timeout=2)  # type: ignore[no-untyped-call]
+    values = reader.mget([f"drill:{run}:{n}" for n in load.acknowledged])
+    lost = sum(value is None for value in values)
+    return DrillResult(
+        "redis-master-kill",
+        recovery,
+        len(load.acknowledged),
+        lost,
+        len(load.failures),
+        {"killed": victim, "new_master": f"{new_master[0]}:{new_master[1]}"},
+    )
+
+
+def _postmaster_pid(platform: Platform, member: str) -> int:
+    pid_file = platform.cfg.path("postgres", member, "data", "postmaster.pid")
+    return int(pid_file.read_text().split()[0])
+
+
+def postgres_primary_kill(platform: Platform) -> DrillResult:
+    """Kill the primary's Patroni and PostgreSQL (a lost node); Patroni promotes the
+    synchronous standby once the leader key expires; every committed row is on it."""
+    cfg, secrets = platform.cfg, platform.secrets
+    with psycopg.connect(superuser_dsn(cfg, secrets, "its"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (run text, n integer, PRIMARY KEY (run, n))")
+        conn.execute("GRANT ALL ON drill_writes TO its_app")
+    run = uuid.uuid4().hex[:8]
+    app_dsn = f"postgresql://its_app:{secrets['postgres_app']}@{HOST}:{cfg.ports.pgbouncer}/its"
+    connection: list[psycopg.Connection[tuple[object, ...]]] = []
+
+    def write(number: int) -> None:
+        if not connection or connection[0].closed:
+            connection[:] = [psycopg.connect(app_dsn, autocommit=True, connect_timeout=3)]
+        try:
+            connection[0].execute("INSERT INTO drill_writes VALUES (%s, %s)", (run, number))
+        except psycopg.Error:
+            connection[0].close()
+            raise
+
+    primary = platform.checks.postgres().detail["primary"]
+    assert isinstance(primary, str), "no primary before the drill"
+    index = int(primary.removeprefix("pg"))
+    victim = f"patroni{index}"
+    with WriteLoad(write, interval=0.05) as load:
+        load.wait_for_acks(20)
+        postmaster = _postmaster_pid(platform, primary)
+        fault_at = time.monotonic()
+        platform.supervisor.signal(victim, "KILL")
+        os.kill(postmaster, signal.SIGKILL)
+        platform.supervisor.stop(victim)
+        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
+        load.wait_for_acks(20)
+    platform.supervisor.start(victim)  # rejoins as a replica (pg_rewind)
+    health = wait_until(platform.checks.postgres, "postgres", 120, _quiet)
+    with psycopg.connect(superuser_dsn(cfg, secrets, "its")) as conn:
+        stored = {row[0] for row in conn.execute("SELECT n FROM drill_writes WHERE run = %s", (run,))}
+    lost = len(set(load.acknowledged) - stored)
+    return DrillResult(
+        "postgres-primary-kill",
+        recovery,
+        len(load.acknowledged),
+        lost,
+        len(load.failures),
+        {"killed": primary, "new_primary": health.detail["primary"]},
+    )
+
+
+def kafka_broker_kill(platform: Platform) -> DrillResult:
+    """Kill one broker of three; an idempotent producer with acks=all goes on (RF 3,
+    min.insync 2); every acknowledged message is read back."""
+    cfg = platform.cfg
+    bootstrap = ",".join(f"{HOST}:{p}" for p in cfg.ports.many("kafka_broker"))
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+    )
+    run = uuid.uuid4().hex[:8]
+    topic = "alerts"
+
+    def write(number: int) -> None:
+        errors: list[object] = []
+        producer.produce(topic, key=run, value=str(number), on_delivery=lambda err, _msg: errors.append(err))
+        producer.flush(10)
+        if not errors or errors[0] is not None:
+            raise RuntimeError(f"not acknowledged: {errors}")
+
+    victim = "kafka1"
+    with WriteLoad(write) as load:
+        load.wait_for_acks(20)
+        fault_at = time.monotonic()
+        platform.supervisor.signal(victim, "KILL")
+        platform.supervisor.stop(victim)
+        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
+        load.wait_for_acks(50)
+    platform.supervisor.start(victim)
+    wait_until(platform.checks.kafka, "kafka", 120, _quiet)
+    seen = _read_run(bootstrap, topic, run)
+    lost = len(set(load.acknowledged) - seen)
+    return DrillResult(
+        "kafka-broker-kill", recovery, len(load.acknowledged), lost, len(load.failures), {"killed": victim}
+    )
+
+
+def _read_run(bootstrap: str, topic: str, run: str) -> set[int]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"drill-{run}", "enable.auto.commit": False}
+    )
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+    consumer.assign(partitions)
+    seen: set[int] = set()
+    done: set[int] = {p for p, end in ends.items() if end == 0}
+    deadline = time.monotonic() + 60
+    while len(done) < len(partitions) and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is None or message.error():
+            continue
+        partition, offset = int(message.partition() or 0), int(message.offset() or 0)
+        if message.key() == run.encode():
+            seen.add(int(message.value() or b"-1"))
+        if offset + 1 >= ends[partition]:
+            done.add(partition)
+    consumer.close()
+    return seen
+
+
+def minio_drive_loss(platform: Platform) -> DrillResult:
+    """Take one of the four drives away; erasure coding keeps reads and writes going; put an
+    empty drive back and MinIO heals it."""
+    cfg, secrets = platform.cfg, platform.secrets
+    client = Minio(f"{HOST}:{cfg.ports.minio_api}", ROOT_USER, secrets["minio_root"], secure=False)
+    run = uuid.uuid4().hex[:8]
+
+    def write(number: int) -> None:
+        body = f"{run}:{number}".encode()
+        client.put_object("its-logs", f"drill/{run}/{number}", BytesIO(body), len(body))
+
+    drive = cfg.path("minio", "drive2")
+    parked = cfg.path("minio", "drive2.removed")
+    with WriteLoad(write, interval=0.05) as load:
+        load.wait_for_acks(20)
+        fault_at = time.monotonic()
+        drive.rename(parked)
+        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
+        load.wait_for_acks(40)
+    offline = _drives_offline(platform)
+    drive.mkdir()  # an empty replacement drive
+    healed = _wait_drive_healed(platform, drive)
+    shutil.rmtree(parked)
+    missing = 0
+    for number in load.acknowledged:
+        response = client.get_object("its-logs", f"drill/{run}/{number}")
+        try:
+            missing += response.read() != f"{run}:{number}".encode()
+        finally:
+            response.close()
+            response.release_conn()
+    return DrillResult(
+        "minio-drive-loss",
+        recovery,
+        len(load.acknowledged),
+        missing,
+        len(load.failures),
+        {"drive": drive.name, "offline_seen": offline, "healed_seconds": healed},
+    )
+
+
+def _drives_offline(platform: Platform) -> float:
+    text = httpx.get(f"http://{HOST}:{platform.cfg.ports.minio_api}/minio/v2/metrics/cluster", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("minio_cluster_drive_offline_total"):
+            return float(line.split()[-1])
+    return -1
+
+
+def _wait_drive_healed(platform: Platform, drive_dir: Path, timeout: float = 120) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if _drives_offline(platform) == 0 and any(drive_dir.iterdir()):
+            return time.monotonic() - start
+        time.sleep(1)
+    raise TimeoutError("the replacement drive was not healed in time")
+
+
+def vault_restart(platform: Platform) -> DrillResult:
+    """Restart Vault: it comes back sealed; the platform's unsealer unseals it. The app keeps
+    serving meanwhile (its secrets are cached) — the app's readiness is sampled throughout."""
+    cfg = platform.cfg
+    api = f"http://{HOST}:{cfg.ports.api}/v1/cameras"
+    headers = {"X-API-Key": str(platform.secrets["api_key_viewer"])}
+
+    def app_serves(number: int) -> None:
+        response = httpx.get(api, headers=headers, timeout=3)
+        response.raise_for_status()
+
+    def vault_unsealed() -> bool:
+        return platform.checks.vault().healthy
+
+    with WriteLoad(app_serves, interval=0.1) as load:
+        load.wait_for_acks(5)
+        fault_at = time.monotonic()
+        platform.supervisor.stop("vault")
+        platform.supervisor.start("vault")
+        unsealed_after = _wait(vault_unsealed, RECOVERY_TIMEOUT) - fault_at
+        load.wait_for_acks(10)
+    return DrillResult(
+        "vault-restart",
+        unsealed_after,
+        len(load.acknowledged),
+        0,
+        len(load.failures),
+        {"app_requests_failed_during_restart": len(load.failures)},
+    )
+
+
+def _wait(condition: Callable[[], bool], timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.2)
+    raise TimeoutError("condition not met in time")
+
+
+DRILLS: dict[str, Callable[[Platform], DrillResult]] = {
+    "redis": redis_master_kill,
+    "postgres": postgres_primary_kill,
+    "kafka": kafka_broker_kill,
+    "minio": minio_drive_loss,
+    "vault": vault_restart,
+}
