@@ -12,6 +12,7 @@ help:
 	@echo "make status    one JSON object: each service's endpoints and health (-s for JSON only)"
 	@echo "make test      install, lint, and run every test (what CI runs)"
 	@echo "make failover  run the failover drills against the running platform"
+	@echo "make loadtest  Locust against the running platform with SLO thresholds (PROFILE=short|full)"
 
 install:
 	@tools/install.sh
@@ -27,6 +28,10 @@ status:
 
 smoke:
 	@$(PY) -m infra.local smoke
+
+PROFILE ?= short
+loadtest:
+	@$(PY) -m loadtests.slo --profile $(PROFILE)
 
 failover:
 	@$(PY) -m loadtests.failover

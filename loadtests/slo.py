@@ -1,0 +1,85 @@
+"""`python -m loadtests.slo [--profile short|full] [--api-url URL]`: run the Locust scenarios
+headless against the running platform with the SLO thresholds, writing an HTML report and
+CSV stats under reports/; the exit code is Locust's: non-zero when an SLO is broken."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.local.cli import Platform
+from infra.local.config import LocalPlatformConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Profile:
+    users: int
+    seconds: int
+    frames_per_second_per_camera: float
+    burst: bool
+
+
+# What this 2-core machine holds with the platform and the CPU worker beside it; a cluster
+# profile would raise users and rate.
+PROFILES = {
+    "short": Profile(users=6, seconds=30, frames_per_second_per_camera=1.0, burst=False),
+    "full": Profile(users=12, seconds=180, frames_per_second_per_camera=1.0, burst=True),
+}
+
+
+def locust_command(api_url: str, keys: dict[str, str], profile: Profile, reports: Path) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "loadtests" / "locustfile.py"),
+        "--headless",
+        "--host",
+        api_url,
+        "--users",
+        str(profile.users),
+        "--spawn-rate",
+        str(profile.users),
+        "--run-time",
+        f"{profile.seconds}s",
+        "--stop-timeout",
+        "5",
+        "--csv",
+        str(reports / "load"),
+        "--html",
+        str(reports / "load.html"),
+        "--only-summary",
+        "--operator-key",
+        keys["operator"],
+        "--camera-key",
+        keys["camera"],
+        "--viewer-key",
+        keys["viewer"],
+        "--frames-per-second-per-camera",
+        str(profile.frames_per_second_per_camera),
+    ]
+    return command + (["--burst"] if profile.burst else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.slo", description=__doc__)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="short")
+    parser.add_argument("--reports", type=Path, default=ROOT / "reports")
+    args = parser.parse_args(argv)
+    platform = Platform(LocalPlatformConfig.load())
+    keys = {role: str(platform.secrets[f"api_key_{role}"]) for role in ("operator", "camera", "viewer")}
+    args.reports.mkdir(parents=True, exist_ok=True)
+    api_url = f"http://127.0.0.1:{platform.cfg.ports.api}"
+    return subprocess.run(
+        locust_command(api_url, keys, PROFILES[args.profile], args.reports), check=False
+    ).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
