@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=8, ge=1, le=256)
     worker_batch_timeout_ms: int = Field(default=200, ge=1)
     worker_confidence: float = Field(default=0.35, gt=0, lt=1)
+    worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9100
     congestion_threshold: int = Field(default=20, ge=1)
     vehicle_classes: tuple[str, ...] = VEHICLE_CLASSES

@@ -63,6 +63,7 @@ def app_environment(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> dict[
         "ITS_VAULT_ADDR": f"http://127.0.0.1:{p.vault}",
         "ITS_VAULT_AUTH_METHOD": "approle",
         "ITS_WORKER_METRICS_PORT": str(p.worker_metrics),
+        "ITS_RATE_LIMIT_PER_MINUTE": "600",
         "PYTHONUNBUFFERED": "1",
         "YOLO_OFFLINE": "1",
         "YOLO_CONFIG_DIR": str(cfg.path("ultralytics")),

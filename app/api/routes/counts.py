@@ -1,0 +1,60 @@
+"""Vehicle counts: per class per minute from vehicle_counts_1m, latest from Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from redis.exceptions import RedisError
+
+from app.api.deps import State, caller, require_camera
+from app.api.routes.timerange import time_range
+from app.common.secrets import ApiKey
+
+router = APIRouter(prefix="/v1/cameras/{camera_id}/counts", tags=["counts"])
+
+
+def latest_counts_key(camera_id: str) -> str:
+    return f"its:counts:latest:{camera_id}"
+
+
+@router.get("")
+async def per_minute_counts(
+    camera_id: str,
+    state: State,
+    _: Annotated[ApiKey, Depends(caller())],
+    window: Annotated[tuple[datetime, datetime], Depends(time_range)],
+) -> dict[str, Any]:
+    await require_camera(state, camera_id)
+    rows = await state.db.fetch(
+        """SELECT bucket, class, vehicles FROM vehicle_counts_1m
+           WHERE camera_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket, class""",
+        camera_id,
+        window[0],
+        window[1],
+    )
+    return {"camera_id": camera_id, "counts": [dict(row) for row in rows]}
+
+
+@router.get("/latest")
+async def latest_counts(
+    camera_id: str, state: State, _: Annotated[ApiKey, Depends(caller())]
+) -> dict[str, Any]:
+    await require_camera(state, camera_id)
+    try:
+        replica = state.sentinel.slave_for(state.settings.redis_master_name)
+        raw = await replica.hgetall(latest_counts_key(camera_id))
+    except RedisError as error:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"latest counts unavailable: {error}"
+        ) from error
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    frame = fields.pop("frame_id", None)
+    at = fields.pop("captured_at", None)
+    return {
+        "camera_id": camera_id,
+        "frame_id": frame,
+        "captured_at": at,
+        "counts": {k: int(v) for k, v in fields.items()},
+    }

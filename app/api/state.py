@@ -1,0 +1,23 @@
+"""What the API holds for its lifetime, created in the lifespan and shared through deps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from confluent_kafka import Producer
+from minio import Minio
+from redis.asyncio.sentinel import Sentinel
+
+from app.common.secrets import VaultSecrets
+from app.common.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    secrets: VaultSecrets
+    db: asyncpg.Pool
+    sentinel: Sentinel
+    store: Minio
+    producer: Producer

@@ -1,0 +1,96 @@
+"""Frame in, detection out, through the running platform's API.
+
+`python -m app.smoke --api-url URL --operator-key K --camera-key K` prints one line and exits
+non-zero on failure; `make up` runs it last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SAMPLE = Path(__file__).resolve().parent / "worker" / "samples" / "street-0.jpg"
+SMOKE_CAMERA = "smoke-cam"
+
+
+@dataclass
+class SmokeResult:
+    frame_id: str
+    accepted_seconds: float
+    detected_seconds: float
+    detections: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        classes: dict[str, int] = {}
+        for d in self.detections:
+            classes[d["class"]] = classes.get(d["class"], 0) + 1
+        return (
+            f"smoke OK: frame {self.frame_id} accepted in {self.accepted_seconds:.2f}s, "
+            f"{len(self.detections)} detections ({classes}) out after {self.detected_seconds:.2f}s"
+        )
+
+
+class SmokeFailedError(RuntimeError):
+    pass
+
+
+def run_smoke(api_url: str, operator_key: str, camera_key: str, timeout_s: float = 120) -> SmokeResult:
+    with httpx.Client(base_url=api_url, timeout=15) as api:
+        registered = api.post(
+            "/v1/cameras",
+            json={"id": SMOKE_CAMERA, "name": "Smoke check"},
+            headers={"X-API-Key": operator_key},
+        )
+        if registered.status_code not in (201, 409):
+            raise SmokeFailedError(f"registering the camera: {registered.status_code} {registered.text}")
+        started = time.monotonic()
+        captured = datetime.now(UTC)
+        posted = api.post(
+            f"/v1/cameras/{SMOKE_CAMERA}/frames",
+            files={"file": (SAMPLE.name, SAMPLE.read_bytes(), "image/jpeg")},
+            data={"captured_at": captured.isoformat()},
+            headers={"X-API-Key": camera_key},
+        )
+        if posted.status_code != 202:
+            raise SmokeFailedError(f"posting the frame: {posted.status_code} {posted.text}")
+        frame_id = posted.json()["frame_id"]
+        accepted = time.monotonic() - started
+        window = {
+            "start": (captured - timedelta(seconds=1)).isoformat(),
+            "end": (captured + timedelta(seconds=1)).isoformat(),
+        }
+        while time.monotonic() - started < timeout_s:
+            found = api.get(
+                f"/v1/cameras/{SMOKE_CAMERA}/detections", params=window, headers={"X-API-Key": operator_key}
+            )
+            found.raise_for_status()
+            mine = [d for d in found.json()["detections"] if d["frame_id"] == frame_id]
+            if mine:
+                return SmokeResult(frame_id, accepted, time.monotonic() - started, mine)
+            time.sleep(0.5)
+    raise SmokeFailedError(f"no detections for frame {frame_id} within {timeout_s:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--operator-key", required=True)
+    parser.add_argument("--camera-key", required=True)
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args(argv)
+    try:
+        print(run_smoke(args.api_url, args.operator_key, args.camera_key, args.timeout).summary())
+    except (SmokeFailedError, httpx.HTTPError) as error:
+        print(f"smoke FAILED: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
