@@ -142,9 +142,11 @@ class Platform:
         """Supervised loop: unseal Vault whenever it is found sealed (after a restart)."""
         while True:
             try:
-                initialised = _vault_answers(self) and self.secrets.get("vault_init")
+                # Re-read each time: this process starts before `up` initialises Vault.
+                secrets = PlatformSecrets(self.cfg.secrets_file)
+                initialised = _vault_answers(self) and secrets.get("vault_init")
                 if initialised and vault.client(self.cfg).sys.is_sealed():
-                    vault.unseal(self.cfg, PlatformSecrets(self.cfg.secrets_file))
+                    vault.unseal(self.cfg, secrets)
                     log("vault was sealed: unsealed")
             except Exception as error:
                 log(f"unsealer: {error}")

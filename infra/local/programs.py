@@ -114,6 +114,7 @@ def build_programs(
                     "-XX:+UseG1GC",
                     "-XX:MaxGCPauseMillis=20",
                     "-Djava.awt.headless=true",
+                    "-Djava.net.preferIPv4Stack=true",  # plain IPv4 loopback sockets
                     f"-Dlog4j2.configurationFile={cfg.conf_dir / 'log4j2.properties'}",
                     f"-javaagent:{jmx_agent}=127.0.0.1:{jmx}:{SHARED['jmx_exporter']}",
                     "-cp",

@@ -204,7 +204,8 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
         recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
         load.wait_for_acks(40)
     offline = _drives_offline(platform)
-    drive.mkdir()  # an empty replacement drive
+    # An empty replacement drive (MinIO may already have recreated the directory itself).
+    drive.mkdir(exist_ok=True)
     healed = _wait_drive_healed(platform, drive)
     shutil.rmtree(parked)
     missing = 0
