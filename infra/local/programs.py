@@ -74,6 +74,7 @@ def build_programs(
                 "postgres",
                 [str(t.patroni), str(cfg.conf_dir / f"patroni{index}.yml")],
                 user=postgres_user(),
+                directory=str(s),  # the checkout may not be readable by the postgres user
                 stopsignal="INT",
                 stopwaitsecs=40,
                 environment={"PATH": f"{t.postgres_bin}:/usr/bin:/bin"},
@@ -86,6 +87,7 @@ def build_programs(
             "postgres",
             ["pgbouncer", str(cfg.conf_dir / "pgbouncer.ini")],
             user=postgres_user(),
+            directory=str(s),
         ),
     ]
     for index in range(len(p.many("redis"))):
