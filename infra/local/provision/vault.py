@@ -61,7 +61,7 @@ def check_policies() -> list[str]:
 
 
 def _write_kv2(vault: hvac.Client, mount: str, path: str, data: dict[str, Any]) -> None:
-    vault.write(f"{mount}/data/{path}", data=data, metadata={"version": 1})
+    vault.write_data(f"{mount}/data/{path}", data={"data": data, "metadata": {"version": 1}})
 
 
 def provision(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> str:
