@@ -33,6 +33,26 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _fault_under_load(load: WriteLoad, fault: Callable[[], None], acks_after: int = 20) -> float:
+    """Let the load settle, inject the fault, return seconds until writes succeed again."""
+    load.wait_for_acks(20)
+    fault_at = time.monotonic()
+    fault()
+    recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
+    load.wait_for_acks(acks_after)
+    return recovery
+
+
+def _kill_program(platform: Platform, name: str) -> Callable[[], None]:
+    """SIGKILL a supervised program and keep it down (supervisord would restart it)."""
+
+    def fault() -> None:
+        platform.supervisor.signal(name, "KILL")
+        platform.supervisor.stop(name)
+
+    return fault
+
+
 def redis_master_kill(platform: Platform) -> DrillResult:
     """Kill the Redis master; Sentinel promotes a replica; a client that discovers the master
     through Sentinel follows. A write counts as acknowledged once one replica has it (WAIT)."""
@@ -50,12 +70,7 @@ def redis_master_kill(platform: Platform) -> DrillResult:
     _, port = sentinel.discover_master("its-redis")  # type: ignore[no-untyped-call]
     victim = f"redis{cfg.ports.many('redis').index(int(port))}"
     with WriteLoad(write) as load:
-        load.wait_for_acks(20)
-        fault_at = time.monotonic()
-        platform.supervisor.signal(victim, "KILL")
-        platform.supervisor.stop(victim)
-        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
-        load.wait_for_acks(20)
+        recovery = _fault_under_load(load, _kill_program(platform, victim))
     new_master = sentinel.discover_master("its-redis")  # type: ignore[no-untyped-call]
     platform.supervisor.start(victim)  # comes back as a replica of the new master
     wait_until(platform.checks.redis, "redis", 60, _quiet)
@@ -101,15 +116,14 @@ def postgres_primary_kill(platform: Platform) -> DrillResult:
     assert isinstance(primary, str), "no primary before the drill"
     index = int(primary.removeprefix("pg"))
     victim = f"patroni{index}"
-    with WriteLoad(write, interval=0.05) as load:
-        load.wait_for_acks(20)
-        postmaster = _postmaster_pid(platform, primary)
-        fault_at = time.monotonic()
-        platform.supervisor.signal(victim, "KILL")
+    postmaster = _postmaster_pid(platform, primary)
+
+    def lose_the_node() -> None:
         os.kill(postmaster, signal.SIGKILL)
-        platform.supervisor.stop(victim)
-        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
-        load.wait_for_acks(20)
+        _kill_program(platform, victim)()
+
+    with WriteLoad(write, interval=0.05) as load:
+        recovery = _fault_under_load(load, lose_the_node)
     platform.supervisor.start(victim)  # rejoins as a replica (pg_rewind)
     health = wait_until(platform.checks.postgres, "postgres", 120, _quiet)
     with psycopg.connect(superuser_dsn(cfg, secrets, "its")) as conn:
@@ -145,12 +159,7 @@ def kafka_broker_kill(platform: Platform) -> DrillResult:
 
     victim = "kafka1"
     with WriteLoad(write) as load:
-        load.wait_for_acks(20)
-        fault_at = time.monotonic()
-        platform.supervisor.signal(victim, "KILL")
-        platform.supervisor.stop(victim)
-        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
-        load.wait_for_acks(50)
+        recovery = _fault_under_load(load, _kill_program(platform, victim), acks_after=50)
     platform.supervisor.start(victim)
     wait_until(platform.checks.kafka, "kafka", 120, _quiet)
     seen = _read_run(bootstrap, topic, run)
@@ -198,11 +207,7 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
     drive = cfg.path("minio", "drive2")
     parked = cfg.path("minio", "drive2.removed")
     with WriteLoad(write, interval=0.05) as load:
-        load.wait_for_acks(20)
-        fault_at = time.monotonic()
-        drive.rename(parked)
-        recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
-        load.wait_for_acks(40)
+        recovery = _fault_under_load(load, lambda: _park(drive, parked), acks_after=40)
     offline = _drives_offline(platform)
     # An empty replacement drive (MinIO may already have recreated the directory itself).
     drive.mkdir(exist_ok=True)
@@ -224,6 +229,10 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
         len(load.failures),
         {"drive": drive.name, "offline_seen": offline, "healed_seconds": healed},
     )
+
+
+def _park(drive: Path, parked: Path) -> None:
+    drive.rename(parked)
 
 
 def _drives_offline(platform: Platform) -> float:
