@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import Any
 
 import asyncpg
 from confluent_kafka import KafkaError, Message, Producer
@@ -74,9 +72,3 @@ async def produce_and_wait(producer: Producer, topic: str, key: str, value: byte
     producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
     await loop.run_in_executor(None, producer.flush, 10)
     await asyncio.wait_for(done, timeout=12)
-
-
-def close_quietly(*resources: Any) -> None:
-    for resource in resources:
-        with contextlib.suppress(Exception):  # shutting down: nothing left to tell
-            resource.close()

@@ -40,20 +40,3 @@ class FrameEvent(BaseModel):
     object_key: str
     captured_at: datetime
     content_type: str
-
-
-class Detection(BaseModel):
-    ts: datetime
-    frame_id: uuid.UUID
-    cls: str = Field(serialization_alias="class")
-    confidence: float
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-
-
-class MinuteCount(BaseModel):
-    bucket: datetime
-    cls: str = Field(serialization_alias="class")
-    vehicles: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,12 +33,6 @@ def _http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     except httpx.HTTPError as error:
         return False, type(error).__name__
     return response.status_code == 200, f"HTTP {response.status_code}"
-
-
-def _tcp_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((HOST, port)) == 0
 
 
 class HealthChecks:
