@@ -69,9 +69,17 @@ class Supervisor:
             self._rpc.startProcess(self._qualified(name), True)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
+                # Say why right here: in CI the state directory is gone by the time anyone looks.
                 raise RuntimeError(
-                    f"{name}: {fault.faultString}; see {self.cfg.log_dir / (name + '.log')}"
+                    f"{name}: {fault.faultString}\n--- {name}.log ---\n{self._tail(name + '.log')}"
+                    f"\n--- supervisord.log ---\n{self._tail('supervisord.log')}"
                 ) from fault
+
+    def _tail(self, log_name: str, lines: int = 15) -> str:
+        path = self.cfg.log_dir / log_name
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+        )
 
     def stop(self, name: str) -> None:
         try:
