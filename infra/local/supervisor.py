@@ -68,12 +68,29 @@ class Supervisor:
         try:
             self._rpc.startProcess(self._qualified(name), True)
         except xmlrpc.client.Fault as fault:
-            if "ALREADY_STARTED" not in fault.faultString:
-                # Say why right here: in CI the state directory is gone by the time anyone looks.
-                raise RuntimeError(
-                    f"{name}: {fault.faultString}\n--- {name}.log ---\n{self._tail(name + '.log')}"
-                    f"\n--- supervisord.log ---\n{self._tail('supervisord.log')}"
-                ) from fault
+            if "ALREADY_STARTED" in fault.faultString:
+                return
+            # SPAWN_ERROR includes "exited before startsecs": supervisord retries that on its
+            # own (startretries), so wait for its verdict rather than give up on the first try.
+            if "SPAWN_ERROR" in fault.faultString and self._wait_running(name):
+                return
+            # Say why right here: in CI the state directory is gone by the time anyone looks.
+            raise RuntimeError(
+                f"{name}: {fault.faultString}\n--- {name}.log ---\n{self._tail(name + '.log')}"
+                f"\n--- supervisord.log ---\n{self._tail('supervisord.log')}"
+            ) from fault
+
+    def _wait_running(self, name: str, timeout: float = 90) -> bool:
+        """True once supervisord has the program RUNNING; False when it gives up (FATAL)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state(name)
+            if state == "RUNNING":
+                return True
+            if state in ("FATAL", "STOPPED", "EXITED"):
+                return False
+            time.sleep(0.5)
+        return False
 
     def _tail(self, log_name: str, lines: int = 15) -> str:
         path = self.cfg.log_dir / log_name
