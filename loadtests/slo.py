@@ -27,7 +27,7 @@ class Profile:
 # What this 2-core machine holds with the platform and the CPU worker beside it; a cluster
 # profile would raise users and rate.
 PROFILES = {
-    "short": Profile(users=4, seconds=30, frames_per_second_per_camera=1.0, burst=False),
+    "short": Profile(users=3, seconds=30, frames_per_second_per_camera=1.0, burst=False),
     "full": Profile(users=12, seconds=180, frames_per_second_per_camera=1.0, burst=True),
 }
 
