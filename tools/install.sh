@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the local platform and the tests need, idempotently.
 #
-#   tools/install.sh [step ...]     steps: apt python patroni kafka minio vault helm kustomize timescale
+#   tools/install.sh [step ...]     steps: apt python patroni kafka minio vault helm kustomize
+#                                   checkov timescale kubernetes kwok argocd
 #                                   (no step = all of them)
 #
 # Builds are cached by version under $ITS_CACHE_DIR (default ~/.cache/its-camera-ai), outside
 # the clone, so a fresh clone on the same machine reuses them; a version bump in
-# tools/versions.env rebuilds only what changed. tools/bin/env.sh prints the PATH that
-# points at the cached builds.
+# tools/versions.env rebuilds only what changed (infra/local/config.py and infra/cluster/ find
+# each build in the same cache).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -103,7 +104,59 @@ go_install() {  # name version package
   ok "$dir/bin/$name"
 }
 
+go_build_wrapper() {  # name version module-dir package...: build from a wrapper module of ours
+  # (tools/<dir>/go.mod), for upstream modules whose replace directives `go install` refuses.
+  local name="$1" version="$2" moddir="$ROOT/tools/$3"; shift 3
+  local key; key=$(cat "$moddir/go.mod" "$moddir/go.sum" | sha256sum | cut -c1-12)
+  local dir="$CACHE/$name/$version-$key"
+  step "$name $version (go build, tools/$(basename "$moddir")/go.mod)"
+  if [ ! -f "$dir/.complete" ]; then
+    mkdir -p "$dir/bin"
+    local package
+    for package in "$@"; do
+      local bin; bin=$(basename "$package")
+      [ "$bin" != cmd ] || bin="$name"
+      [ -x "$dir/bin/$bin" ] && continue
+      # -X sets the version the binaries report (Kubernetes' own build scripts do the same).
+      with_heartbeat "$name-$bin-$version" bash -c "cd '$moddir' && GOFLAGS='-buildvcs=false -mod=mod' \
+        go build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$version' \
+        -o '$dir/bin/$bin' '$package'"
+    done
+    touch "$dir/.complete"
+  fi
+  ok "$dir/bin: $(cd "$dir/bin" && echo *)"
+}
+
 install_minio() { go_install minio "$MINIO_VERSION" "$MINIO_MODULE"; }
+install_kubernetes() {
+  go_build_wrapper kubernetes "$KUBERNETES_VERSION" kube k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+}
+install_kwok() {
+  go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+  # kwok simulates nodes and pods by Stages its module ships: keep the ones the cluster uses
+  # beside the binary (infra/cluster/programs.py reads them from there).
+  local src; src="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  local dir="$CACHE/kwok/$KWOK_VERSION/stages"
+  [ -f "$dir/.complete" ] || {
+    [ -d "$src" ] || (cd /tmp && go mod download "sigs.k8s.io/kwok@$KWOK_VERSION")
+    mkdir -p "$dir"
+    cp "$src/node/fast/node-initialize.yaml" "$src/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+      "$src/pod/fast/pod-ready.yaml" "$src/pod/fast/pod-complete.yaml" "$src/pod/fast/pod-delete.yaml" "$dir/"
+    touch "$dir/.complete"
+  }
+}
+install_argocd() {
+  go_build_wrapper argocd "$ARGOCD_VERSION" argocd github.com/argoproj/argo-cd/v3/cmd
+  # ArgoCD's CRDs at the same version, from its module (infra/cluster/argocd.py applies them).
+  local key; key=$(cat "$ROOT/tools/argocd/go.mod" "$ROOT/tools/argocd/go.sum" | sha256sum | cut -c1-12)
+  local dir="$CACHE/argocd/$ARGOCD_VERSION-$key/crds"
+  [ -f "$dir/.complete" ] || {
+    local src; src="$(cd "$ROOT/tools/argocd" && go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)"
+    mkdir -p "$dir" && cp "$src"/manifests/crds/*-crd.yaml "$dir/" && chmod 644 "$dir"/*.yaml
+    touch "$dir/.complete"
+  }
+}
 install_helm() { go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm; }
 install_kustomize() { go_install kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5; }
 
@@ -136,6 +189,22 @@ install_patroni() {
   ok "$dir/venv/bin/patroni"
 }
 
+install_checkov() {
+  # checkov scans the rendered charts (tests/charts/test_checkov.py); its dependency tree
+  # conflicts with the project's, so it gets its own virtualenv, named after its lock.
+  local key; key=$(sha256sum "$ROOT/tools/checkov/requirements.lock" | cut -c1-12)
+  local dir="$CACHE/checkov/$key"
+  step "checkov (virtualenv, tools/checkov/requirements.lock)"
+  if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir"
+    python3.11 -m venv "$dir/venv"
+    "$dir/venv/bin/pip" install -q --progress-bar off -r "$ROOT/tools/checkov/requirements.lock"
+    touch "$dir/.complete"
+  fi
+  ln -sfn "$dir/venv" "$ROOT/tools/checkov/venv"
+  ok "$("$dir/venv/bin/checkov" --version 2>/dev/null | tail -1), linked as tools/checkov/venv"
+}
+
 install_timescale() {
   local lock="$ROOT/tools/timescale/package-lock.json"
   [ -f "$lock" ] || { echo "    (no tools/timescale yet)"; return; }
@@ -152,11 +221,11 @@ install_timescale() {
   ok "$dir/node_modules"
 }
 
-ALL=(apt python patroni kafka minio vault helm kustomize timescale)
+ALL=(apt python patroni kafka minio vault helm kustomize checkov timescale kubernetes kwok argocd)
 steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=("${ALL[@]}")
 for s in "${steps[@]}"; do
   case "$s" in
-    apt|python|patroni|kafka|minio|vault|helm|kustomize|timescale) "install_$s" ;;
+    apt|python|patroni|kafka|minio|vault|helm|kustomize|checkov|timescale|kubernetes|kwok|argocd) "install_$s" ;;
     *) echo "tools/install.sh: unknown step '$s' (known: ${ALL[*]})" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,200 @@
+{{/*
+Names and labels of the its-camera-ai chart. Every object carries the recommended
+app.kubernetes.io labels; selectors use only the stable subset (name, instance, component).
+*/}}
+
+{{- define "its.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release-scoped base name: "<release>" when it already holds the chart name. */}}
+{{- define "its.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "its.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Name of one component's objects: <fullname>-api, <fullname>-worker, ... (dict "ctx" . "component" "api") */}}
+{{- define "its.componentName" -}}
+{{- printf "%s-%s" (include "its.fullname" .ctx) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "its.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "its.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "its.labels" -}}
+helm.sh/chart: {{ include "its.chart" .ctx }}
+{{ include "its.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: its-camera-ai
+its.ai/environment: {{ .ctx.Values.environment }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of objects that belong to the whole release rather than one component. */}}
+{{- define "its.releaseLabels" -}}
+helm.sh/chart: {{ include "its.chart" . }}
+app.kubernetes.io/name: {{ include "its.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: its-camera-ai
+its.ai/environment: {{ .Values.environment }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Service accounts are named after the Vault role they log in as (its-api, its-worker). */}}
+{{- define "its.serviceAccountName" -}}
+{{- $values := index .ctx.Values .component }}
+{{- default $values.vaultRole $values.serviceAccount.name }}
+{{- end }}
+
+{{/* The projected service-account token the app hands to Vault's Kubernetes auth: short-lived,
+     audience-bound, at the path hvac reads (app/common/secrets.py); nothing else is mounted. */}}
+{{- define "its.vaultTokenVolume" -}}
+- name: vault-token
+  projected:
+    defaultMode: 0440
+    sources:
+      - serviceAccountToken:
+          path: token
+          audience: {{ .Values.config.vault.tokenAudience | quote }}
+          expirationSeconds: 3600
+{{- end }}
+
+{{- define "its.vaultTokenMount" -}}
+- name: vault-token
+  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  readOnly: true
+{{- end }}
+
+{{/* NetworkPolicy egress rules to the named destinations of .Values.networkPolicy.egress. */}}
+{{- define "its.egressRules" -}}
+{{- range .names }}
+{{- $dest := index $.ctx.Values.networkPolicy.egress . }}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $dest.namespace }}
+      {{- if $dest.podLabels }}
+      podSelector:
+        matchLabels:
+          {{- toYaml $dest.podLabels | nindent 10 }}
+      {{- end }}
+  ports:
+    {{- range $dest.ports }}
+    - port: {{ .port }}
+      protocol: {{ .protocol }}
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* image reference: registry/repository:tag, or @digest when a digest is pinned. */}}
+{{- define "its.image" -}}
+{{- $image := index .ctx.Values.image .component }}
+{{- $registry := .ctx.Values.image.registry }}
+{{- if $image.digest }}
+{{- printf "%s/%s@%s" $registry $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s/%s:%s" $registry $image.repository (default .ctx.Chart.AppVersion $image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The restricted container securityContext (Pod Security Standards "restricted"). */}}
+{{- define "its.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurity.runAsUser }}
+runAsGroup: {{ .Values.podSecurity.runAsGroup }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "its.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurity.runAsUser }}
+runAsGroup: {{ .Values.podSecurity.runAsGroup }}
+fsGroup: {{ .Values.podSecurity.runAsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The redis master name comes from the shared infrastructure/redis/redis.yaml. */}}
+{{- define "its.redisMasterName" -}}
+{{- $redis := .Files.Get "files/redis.yaml" | fromYaml }}
+{{- required "files/redis.yaml (-> infrastructure/redis/redis.yaml) must define master_name" $redis.master_name }}
+{{- end }}
+
+{{/* The kv mount comes from the shared infrastructure/vault/vault.yaml. */}}
+{{- define "its.vaultKvMount" -}}
+{{- $vault := .Files.Get "files/vault.yaml" | fromYaml }}
+{{- required "files/vault.yaml (-> infrastructure/vault/vault.yaml) must define kv_mount" $vault.kv_mount }}
+{{- end }}
+
+{{/* Fail the render when a topic the chart names is not defined in infrastructure/kafka/topics.yaml. */}}
+{{- define "its.requireTopic" -}}
+{{- $topics := .ctx.Files.Get "files/topics.yaml" | fromYaml }}
+{{- $found := false }}
+{{- range $topics.topics }}
+{{- if eq .name $.topic }}{{ $found = true }}{{ end }}
+{{- end }}
+{{- if not $found }}
+{{- fail (printf "topic %q is not defined in infrastructure/kafka/topics.yaml" .topic) }}
+{{- end }}
+{{- end }}
+
+{{/* Environment shared by the API and the worker (ITS_* settings, never a secret). */}}
+{{- define "its.commonEnv" -}}
+- name: ITS_ENVIRONMENT
+  value: {{ .Values.environment | quote }}
+- name: ITS_LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+- name: ITS_DATABASE_URL
+  value: {{ printf "postgresql://%s@%s:%d/%s" .Values.config.database.user .Values.config.database.host (int .Values.config.database.port) .Values.config.database.name | quote }}
+- name: ITS_TIMESCALE
+  value: {{ .Values.config.database.timescale | quote }}
+- name: ITS_KAFKA_BOOTSTRAP_SERVERS
+  value: {{ .Values.config.kafka.bootstrapServers | quote }}
+- name: ITS_KAFKA_CONSUMER_GROUP
+  value: {{ .Values.config.kafka.consumerGroup | quote }}
+- name: ITS_REDIS_SENTINELS
+  value: {{ join "," .Values.config.redis.sentinels | quote }}
+- name: ITS_REDIS_MASTER_NAME
+  value: {{ include "its.redisMasterName" . | quote }}
+- name: ITS_MINIO_ENDPOINT
+  value: {{ .Values.config.minio.endpoint | quote }}
+- name: ITS_MINIO_SECURE
+  value: {{ .Values.config.minio.secure | quote }}
+- name: ITS_VAULT_ADDR
+  value: {{ .Values.config.vault.addr | quote }}
+- name: ITS_VAULT_AUTH_METHOD
+  value: "kubernetes"
+- name: ITS_VAULT_KV_MOUNT
+  value: {{ include "its.vaultKvMount" . | quote }}
+{{- /* Images run as a user without a home directory and a read-only root: caches go to /tmp. */}}
+- name: HOME
+  value: /tmp
+{{- end }}

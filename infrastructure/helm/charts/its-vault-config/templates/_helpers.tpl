@@ -1,0 +1,69 @@
+{{- define "itsvault.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: its-camera-ai
+app.kubernetes.io/component: provisioner
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+its.ai/environment: {{ required "environment is required" .Values.environment }}
+{{- end }}
+
+{{- define "itsvault.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "itsvault.image" -}}
+{{- if .Values.image.digest }}{{ printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}{{ printf "%s:%s" .Values.image.repository .Values.image.tag }}{{ end }}
+{{- end }}
+
+{{- define "itsvault.configData" -}}
+{{- $layout := .Files.Get "files/vault.yaml" | fromYaml }}
+{{- if or (hasKey $layout "Error") (not $layout.kv_mount) }}
+{{- fail "files/vault.yaml (-> infrastructure/vault/vault.yaml) is missing or has no kv_mount" }}
+{{- end }}
+{{- $policies := dict }}
+{{- range $path, $_ := .Files.Glob "files/policies/*.hcl" }}
+{{- $_ := set $policies (base $path | trimSuffix ".hcl") $path }}
+{{- end }}
+{{- $cli := .Values.image.cli }}
+{{- $mount := $layout.kv_mount }}
+apply.sh: |
+  #!/bin/sh
+  # Generated from infrastructure/vault/vault.yaml by the its-vault-config chart. Idempotent.
+  set -eu
+  export HOME=/tmp
+  {{ ternary "BAO_TOKEN" "VAULT_TOKEN" (eq $cli "bao") }}="$(cat /secrets/token)"
+  export {{ ternary "BAO_TOKEN" "VAULT_TOKEN" (eq $cli "bao") }}
+  {{ $cli }} secrets list -format=json | grep -q '"{{ $mount }}/"' \
+    || {{ $cli }} secrets enable -path={{ $mount }} -version={{ $layout.kv_version | default 2 }} kv
+  {{- range $name, $path := $policies }}
+  {{ $cli }} policy write {{ $name }} /config/policy-{{ $name }}.hcl
+  {{- end }}
+  {{ $cli }} auth list -format=json | grep -q '"kubernetes/"' || {{ $cli }} auth enable kubernetes
+  {{ $cli }} write auth/kubernetes/config kubernetes_host={{ .Values.vault.kubernetesHost | quote }}
+  {{- range $layout.approles }}
+  {{- range .policies }}
+  {{- if not (hasKey $policies .) }}
+  {{- fail (printf "vault.yaml: policy %q has no file in infrastructure/vault/policies/" .) }}
+  {{- end }}
+  {{- end }}
+  {{ $cli }} write auth/kubernetes/role/{{ .name }} \
+    bound_service_account_names={{ .name }} \
+    bound_service_account_namespaces={{ $.Values.app.namespace }} \
+    audience={{ $.Values.app.tokenAudience }} \
+    policies={{ join "," .policies }} \
+    token_ttl={{ .token_ttl }} token_max_ttl={{ .token_max_ttl }}
+  {{- end }}
+  echo "done"
+{{- range $name, $path := $policies }}
+policy-{{ $name }}.hcl: |
+  {{- $.Files.Get $path | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- define "itsvault.jobName" -}}
+{{- printf "%s-%s" .Release.Name (include "itsvault.configData" . | sha256sum | trunc 8) | trunc 63 | trimSuffix "-" }}
+{{- end }}

@@ -1,0 +1,441 @@
+"""Every chart of infrastructure/helm/charts, rendered by the real Helm engine for every
+environment (as its ArgoCD Application deploys it) and for every ci/*-values.yaml scenario,
+passes the Kubernetes schemas of the target version and the platform's workload policy."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.common.paths import INFRASTRUCTURE
+from tests.charts import policy
+from tests.charts.helm import (
+    CHARTS_DIR,
+    ENVIRONMENTS,
+    OPTIONAL_APIS,
+    Manifest,
+    Render,
+    Rendered,
+    charts,
+    env_render,
+    env_values_file,
+    helm_binary,
+    kube_version,
+    schema_version,
+    template,
+)
+
+CHARTS = charts()
+GATED_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+PASSWORD_IN_URL = re.compile(r"://[^/@\s]+:[^/@\s]+@")
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "CREDENTIAL", "ACCESS_KEY", "PRIVATE")
+
+
+def ci_scenarios() -> list[Path]:
+    return sorted(CHARTS_DIR.glob("*/ci/*-values.yaml"))
+
+
+def ci_render(path: Path, api_versions: tuple[str, ...] = OPTIONAL_APIS) -> Rendered:
+    chart = path.parents[1]
+    return template(
+        Render(
+            chart=chart,
+            release=chart.name,
+            namespace="its-ci",
+            kube=kube_version("dev"),
+            value_files=(path,),
+            api_versions=api_versions,
+        )
+    )
+
+
+def all_renders() -> list[tuple[str, Rendered]]:
+    renders = [
+        (f"{chart}@{env}{'' if apis else '-bare'}", env_render(chart, env, apis))
+        for chart, env, apis in itertools.product(CHARTS, ENVIRONMENTS, (OPTIONAL_APIS, ()))
+    ]
+    renders += [
+        (f"{path.parents[1].name}/ci/{path.name}{'' if apis else '-bare'}", ci_render(path, apis))
+        for path, apis in itertools.product(ci_scenarios(), (OPTIONAL_APIS, ()))
+    ]
+    return renders
+
+
+def test_the_expected_charts_exist() -> None:
+    assert set(CHARTS) >= {
+        "its-camera-ai",
+        "its-kafka-topics",
+        "its-minio-buckets",
+        "its-vault-config",
+        "its-databases",
+        "its-monitoring",
+    }
+    assert {p.name for p in ci_scenarios() if p.parents[1].name == "its-camera-ai"} == {
+        "dev-cpu-values.yaml",
+        "prod-gpu-values.yaml",
+        "minimal-values.yaml",
+    }
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_chart_metadata_is_pinned_and_has_a_strict_schema(chart: str) -> None:
+    meta = yaml.safe_load((CHARTS_DIR / chart / "Chart.yaml").read_text())
+    assert meta["apiVersion"] == "v2" and meta["name"] == chart
+    assert meta["version"].count(".") == 2 and meta["appVersion"], chart
+    for dependency in meta.get("dependencies", []):
+        assert dependency["version"][0].isdigit(), f"{chart}: unpinned dependency {dependency}"
+    schema = json.loads((CHARTS_DIR / chart / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False and "environment" in schema["required"], chart
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_helm_lint_strict_passes(chart: str) -> None:
+    result = subprocess.run(
+        [
+            str(helm_binary()),
+            "lint",
+            "--strict",
+            str(CHARTS_DIR / chart),
+            "--values",
+            str(env_values_file(chart, "prod")),
+            "--kube-version",
+            schema_version(kube_version("prod")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("chart", CHARTS)
+def test_chart_renders_for_the_environment(chart: str, env: str) -> None:
+    rendered = env_render(chart, env)
+    assert rendered.objects, f"{chart}@{env} rendered nothing"
+    for obj in rendered.objects:
+        labels = obj["metadata"].get("labels", {})
+        assert labels.get("its.ai/environment") == env, policy.ident(obj)
+
+
+def test_every_render_passes_the_kubernetes_schemas_and_custom_resource_checks() -> None:
+    problems = [
+        f"{name}: {problem}"
+        for name, rendered in all_renders()
+        for obj in rendered.objects
+        for problem in policy.schema_problems(obj, rendered.render.kube)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_workload_meets_the_policy() -> None:
+    """Requests and limits, probes, the restricted securityContext, PDBs, GPU consistency."""
+    problems = [
+        f"{name}: {problem}"
+        for name, rendered in all_renders()
+        for problem in policy.workload_problems(list(rendered.objects))
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_secret_is_rendered() -> None:
+    """The app logs into Vault with its service account: no Secret object, no secret value in
+    an environment variable, no password in a URL."""
+    for name, rendered in all_renders():
+        assert not rendered.of_kind("Secret"), name
+        for obj in policy_workloads(rendered):
+            spec = policy.pod_spec(obj) or {}
+            for container in spec.get("containers", []) + spec.get("initContainers", []):
+                for env in container.get("env", []):
+                    if any(word in env["name"].upper() for word in SECRET_WORDS):
+                        assert "value" not in env, f"{name}: {env['name']} carries a literal value"
+                    if "value" in env:
+                        assert not PASSWORD_IN_URL.search(env["value"]), f"{name}: password in {env}"
+
+
+def policy_workloads(rendered: Rendered) -> list[Manifest]:
+    return [o for o in rendered.objects if policy.pod_spec(o) is not None]
+
+
+@pytest.mark.parametrize("source", [*ENVIRONMENTS, *(p.name for p in ci_scenarios())])
+def test_gated_objects_follow_the_cluster_capabilities(source: str) -> None:
+    """ServiceMonitors, PrometheusRules and the ScaledObject exist only where the cluster serves
+    monitoring.coreos.com/v1 and keda.sh/v1alpha1; without KEDA the worker keeps its replicas."""
+    if source in ENVIRONMENTS:
+        with_apis, bare = env_render("its-camera-ai", source), env_render("its-camera-ai", source, ())
+        monitoring = env_render("its-monitoring", source, ())
+        assert not monitoring.of_kind("PrometheusRule") and monitoring.of_kind("ConfigMap")
+        assert env_render("its-monitoring", source).of_kind("PrometheusRule")
+    else:
+        path = CHARTS_DIR / "its-camera-ai" / "ci" / source
+        with_apis, bare = ci_render(path), ci_render(path, ())
+    assert {o["kind"] for o in with_apis.objects} >= GATED_KINDS
+    assert not {o["kind"] for o in bare.objects} & GATED_KINDS
+    worker = "its-camera-ai-worker"
+    assert "replicas" not in with_apis.named("Deployment", worker)["spec"]
+    assert bare.named("Deployment", worker)["spec"]["replicas"] >= 1
+
+
+def _worker(rendered: Rendered) -> dict[str, Any]:
+    return rendered.named("Deployment", "its-camera-ai-worker")
+
+
+def _env_of(deployment: Manifest) -> dict[str, str]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+@pytest.mark.parametrize(
+    ("source", "gpu"),
+    [
+        ("ci/prod-gpu-values.yaml", True),
+        ("ci/dev-cpu-values.yaml", False),
+        ("ci/minimal-values.yaml", True),
+        ("env:dev", False),
+        ("env:staging", True),
+        ("env:prod", True),
+    ],
+)
+def test_worker_gpu_and_cpu_modes(source: str, gpu: bool) -> None:
+    if source.startswith("env:"):
+        rendered = env_render("its-camera-ai", source.removeprefix("env:"))
+    else:
+        rendered = ci_render(CHARTS_DIR / "its-camera-ai" / source)
+    worker = _worker(rendered)
+    spec = worker["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert ("nvidia.com/gpu" in container["resources"]["limits"]) is gpu
+    assert (
+        any(t["key"] == "nvidia.com/gpu" and t["effect"] == "NoSchedule" for t in spec.get("tolerations", []))
+        is gpu
+    )
+    assert (spec.get("nodeSelector", {}).get("its.ai/pool") == "gpu") is gpu
+    assert _env_of(worker)["ITS_DEVICE"] == ("cuda:0" if gpu else "cpu")
+    assert not policy.gpu_problems(worker)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_app_settings_come_from_the_shared_definitions(env: str) -> None:
+    rendered = env_render("its-camera-ai", env)
+    redis = yaml.safe_load((INFRASTRUCTURE / "redis" / "redis.yaml").read_text())
+    vault = yaml.safe_load((INFRASTRUCTURE / "vault" / "vault.yaml").read_text())
+    for component in ("api", "worker"):
+        settings = _env_of(rendered.named("Deployment", f"its-camera-ai-{component}"))
+        assert settings["ITS_ENVIRONMENT"] == env
+        assert settings["ITS_REDIS_MASTER_NAME"] == redis["master_name"]
+        assert settings["ITS_VAULT_KV_MOUNT"] == vault["kv_mount"]
+        assert settings["ITS_VAULT_AUTH_METHOD"] == "kubernetes"
+        assert settings["ITS_VAULT_ROLE"] == f"its-{component}"
+        assert settings["ITS_DATABASE_URL"].startswith("postgresql://its_app@")
+        assert "," not in settings["ITS_REDIS_SENTINELS"] or all(
+            ":" in s for s in settings["ITS_REDIS_SENTINELS"].split(",")
+        )
+    scaled = rendered.named("ScaledObject", "its-camera-ai-worker")["spec"]["triggers"][0]["metadata"]
+    assert scaled["topic"] == "camera-events" and scaled["consumerGroup"] == "its-worker"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_network_policies_deny_by_default_and_allow_only_the_app_flows(env: str) -> None:
+    rendered = env_render("its-camera-ai", env)
+    policies = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("NetworkPolicy")}
+    deny = policies["its-camera-ai-default-deny"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    for component in ("api", "worker"):
+        spec = policies[f"its-camera-ai-{component}"]
+        namespaces = {
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for rule in spec["egress"]
+            for peer in rule["to"]
+        }
+        ports = {port["port"] for rule in spec["egress"] for port in rule["ports"]}
+        assert {53, 5432, 6379, 26379, 9092, 8200} <= ports, component
+        assert len(namespaces) >= 2, component
+        sources = [peer for rule in spec["ingress"] for peer in rule["from"]]
+        assert all("ipBlock" not in peer for peer in sources), component
+    api_sources = {
+        peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+        for rule in policies["its-camera-ai-api"]["ingress"]
+        for peer in rule["from"]
+    }
+    assert {"ingress-nginx", "monitoring"} <= api_sources
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_rule_group_is_loaded_exactly_once(env: str) -> None:
+    """The app chart and its-monitoring split infrastructure/prometheus/rules/ between them."""
+    expected = sorted(
+        group["name"]
+        for path in (INFRASTRUCTURE / "prometheus" / "rules").glob("*.yaml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+    )
+    loaded = sorted(
+        group["name"]
+        for chart in ("its-camera-ai", "its-monitoring")
+        for rule in env_render(chart, env).of_kind("PrometheusRule")
+        for group in rule["spec"]["groups"]
+    )
+    assert loaded == expected
+    sources = {
+        yaml.safe_dump(group, sort_keys=True)
+        for path in (INFRASTRUCTURE / "prometheus" / "rules").glob("*.yaml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+    }
+    for chart in ("its-camera-ai", "its-monitoring"):
+        for rule in env_render(chart, env).of_kind("PrometheusRule"):
+            for group in rule["spec"]["groups"]:
+                assert yaml.safe_dump(group, sort_keys=True) in sources, (
+                    f"{chart} changed group {group['name']}"
+                )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_dashboards_are_labelled_json_for_the_grafana_sidecar(env: str) -> None:
+    maps = env_render("its-monitoring", env).of_kind("ConfigMap")
+    titles = set()
+    for config_map in maps:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        for key, text in config_map["data"].items():
+            assert key.endswith(".json")
+            dashboard = json.loads(text)
+            assert dashboard["uid"] and dashboard["panels"]
+            assert all(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+            titles.add(dashboard["uid"])
+    assert titles == {"its-app", "its-data-stacks", "its-gpus"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_kafka_topics_are_the_shared_definitions(env: str) -> None:
+    shared = yaml.safe_load((INFRASTRUCTURE / "kafka" / "topics.yaml").read_text())
+    topics = {
+        t["spec"]["topicName"]: t["spec"] for t in env_render("its-kafka-topics", env).of_kind("KafkaTopic")
+    }
+    assert set(topics) == {t["name"] for t in shared["topics"]}
+    for topic in shared["topics"]:
+        spec = topics[topic["name"]]
+        assert spec["partitions"] == topic["partitions"]
+        for key, value in shared["defaults"]["config"].items():
+            if key != "min.insync.replicas":
+                assert spec["config"][key] == str(value), (topic["name"], key)
+        assert int(spec["config"]["min.insync.replicas"]) < spec["replicas"] or spec["replicas"] == 1
+    if env != "dev":
+        assert {s["replicas"] for s in topics.values()} == {shared["defaults"]["replication_factor"]}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_buckets_and_lifecycle_rules_are_the_shared_definitions(env: str) -> None:
+    shared = yaml.safe_load((INFRASTRUCTURE / "minio" / "buckets.yaml").read_text())
+    config_map = env_render("its-minio-buckets", env).of_kind("ConfigMap")[0]["data"]
+    script = config_map["apply.sh"]
+    for bucket in shared["buckets"]:
+        assert f"mc mb --ignore-existing its/{bucket['name']}" in script
+        assert (f"mc version enable its/{bucket['name']}" in script) is bool(bucket["versioning"])
+        rules = json.loads(config_map[f"lifecycle-{bucket['name']}.json"])["Rules"]
+        assert [r["ID"] for r in rules] == [r["id"] for r in bucket["lifecycle"]]
+        for rule, want in zip(rules, bucket["lifecycle"], strict=True):
+            assert rule["Filter"]["Prefix"] == want["prefix"]
+            assert rule.get("Expiration", {}).get("Days") == want.get("expiration_days")
+            assert rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == want.get(
+                "noncurrent_expiration_days"
+            )
+    for path in (INFRASTRUCTURE / "minio" / "policies").glob("*.json"):
+        assert json.loads(config_map[f"policy-{path.name}"]) == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_vault_roles_bind_the_app_service_accounts(env: str) -> None:
+    """vault.yaml's identities become Kubernetes-auth roles bound to the app's service accounts,
+    in the app's namespace, for the audience the app's projected token carries."""
+    shared = yaml.safe_load((INFRASTRUCTURE / "vault" / "vault.yaml").read_text())
+    app = env_render("its-camera-ai", env)
+    vault = env_render("its-vault-config", env)
+    script = vault.of_kind("ConfigMap")[0]["data"]["apply.sh"]
+    accounts = {sa["metadata"]["name"] for sa in app.of_kind("ServiceAccount")}
+    audiences = {
+        source["serviceAccountToken"]["audience"]
+        for deployment in app.of_kind("Deployment")
+        for volume in deployment["spec"]["template"]["spec"]["volumes"]
+        if "projected" in volume
+        for source in volume["projected"]["sources"]
+    }
+    assert len(audiences) == 1
+    (audience,) = audiences
+    for role in shared["approles"]:
+        assert role["name"] in accounts
+        block = script.split(f"auth/kubernetes/role/{role['name']} ")[1].split("\n  vault ")[0]
+        assert f"bound_service_account_names={role['name']} " in block
+        assert f"bound_service_account_namespaces={app.render.namespace} " in block
+        assert f"audience={audience} " in block
+        assert f"policies={','.join(role['policies'])} " in block
+    for path in (INFRASTRUCTURE / "vault" / "policies").glob("*.hcl"):
+        assert (
+            vault.of_kind("ConfigMap")[0]["data"][f"policy-{path.stem}.hcl"].strip()
+            == path.read_text().strip()
+        )
+
+
+def test_chart_files_are_symlinks_into_the_shared_definitions() -> None:
+    """Nothing under a chart's files/ is a copy: every entry links into infrastructure/."""
+    infrastructure = INFRASTRUCTURE.resolve()
+    for files in CHARTS_DIR.glob("*/files"):
+        for entry in files.iterdir():
+            assert entry.is_symlink(), f"{entry} is a copy, not a symlink"
+            target = entry.resolve(strict=True)
+            assert target.is_relative_to(infrastructure), f"{entry} -> {target}"
+            assert not target.is_relative_to(CHARTS_DIR.resolve()), f"{entry} -> {target}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_app_connects_to_what_the_platform_charts_create(env: str) -> None:
+    """Names repeated across charts agree: the Pooler and the Kafka cluster the app connects to
+    (settings and NetworkPolicy) are the ones its-databases and its-kafka-topics target."""
+    app = env_render("its-camera-ai", env)
+    settings = _env_of(app.named("Deployment", "its-camera-ai-api"))
+    egress = [
+        (
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            peer.get("podSelector", {}).get("matchLabels", {}),
+        )
+        for rule in app.named("NetworkPolicy", "its-camera-ai-api")["spec"]["egress"]
+        for peer in rule["to"]
+    ]
+    databases = env_render("its-databases", env)
+    (pooler,) = databases.of_kind("Pooler")
+    host = settings["ITS_DATABASE_URL"].split("@")[1].split(":")[0]
+    assert host == f"{pooler['metadata']['name']}.{databases.render.namespace}.svc"
+    assert (databases.render.namespace, {"cnpg.io/poolerName": pooler["metadata"]["name"]}) in egress
+    topics = env_render("its-kafka-topics", env)
+    (cluster,) = {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics.of_kind("KafkaTopic")}
+    namespace = topics.render.namespace
+    assert settings["ITS_KAFKA_BOOTSTRAP_SERVERS"].startswith(f"{cluster}-kafka-bootstrap.{namespace}.svc:")
+    assert (namespace, {"strimzi.io/cluster": cluster}) in egress
+
+
+OPERATOR_KINDS = {
+    "ServiceMonitor",
+    "PrometheusRule",
+    "ScaledObject",
+    "Cluster",
+    "Pooler",
+    "ScheduledBackup",
+    "KafkaTopic",
+}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_operator_kinds_render_only_where_the_cluster_serves_their_api(env: str) -> None:
+    """A cluster before its operators (the local one) syncs these charts without the kinds it
+    cannot hold; a cluster with them gets every object."""
+    for chart in CHARTS:
+        bare = {o["kind"] for o in env_render(chart, env, ()).objects}
+        assert not bare & OPERATOR_KINDS, f"{chart}@{env}: {bare & OPERATOR_KINDS} without the operator's API"
+    assert env_render("its-databases", env).of_kind("Cluster")
+    assert env_render("its-kafka-topics", env).of_kind("KafkaTopic")
+    assert env_render("its-camera-ai", env).of_kind("ServiceMonitor")
