@@ -1,0 +1,169 @@
+"""NodePools: one EKS managed node group per configured pool, their IAM role and launch templates,
+the cluster-autoscaler node-template tags (scale from zero) and, when a GPU pool exists, the NVIDIA
+device plugin that advertises nvidia.com/gpu."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.pulumi.aws_common import managed_policy_arn, service_trust_policy
+from infra.pulumi.catalogue import Catalogue, helm_release
+from infra.pulumi.config import GPU_RESOURCE, NodePool
+
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+# Kubernetes taint effects as the EKS API spells them.
+EKS_TAINT_EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+}
+AUTOSCALER_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+DEVICE_PLUGIN_RELEASE = "nvidia-device-plugin"
+
+
+@dataclass(frozen=True)
+class NodePoolsArgs:
+    # The cluster's output name (so node groups wait for the cluster) and the same name as text.
+    cluster_name: pulumi.Input[str]
+    cluster_display_name: str
+    kubernetes_version: str
+    environment: str
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    pools: Sequence[NodePool]
+    partition: pulumi.Input[str]
+    tags: Mapping[str, str]
+    catalogue: Catalogue
+    enabled_releases: Sequence[str]
+    provider: k8s.Provider
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def autoscaler_template_tags(pool: NodePool) -> dict[str, str]:
+    """ASG tags that let cluster-autoscaler build a node of an empty (min 0) group from thin air."""
+    tags = {f"{AUTOSCALER_TEMPLATE}/label/{k}": v for k, v in pool.kubernetes_labels().items()}
+    tags.update({f"{AUTOSCALER_TEMPLATE}/taint/{t.key}": f"{t.value}:{t.effect}" for t in pool.taints})
+    if pool.gpu:
+        tags[f"{AUTOSCALER_TEMPLATE}/resources/{GPU_RESOURCE}"] = str(pool.gpus_per_node())
+    return tags
+
+
+class NodePools(pulumi.ComponentResource):
+    def __init__(self, name: str, args: NodePoolsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("its:nodepools:NodePools", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+
+        self.node_role = aws.iam.Role(
+            f"{name}-node",
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{policy}",
+                role=self.node_role.name,
+                policy_arn=managed_policy_arn(args.partition, policy),
+                opts=child,
+            )
+            for policy in NODE_POLICIES
+        ]
+
+        self.node_groups: dict[str, aws.eks.NodeGroup] = {}
+        for pool in args.pools:
+            self.node_groups[pool.name] = self._node_group(name, args, pool, tags, attachments)
+
+        self.gpu_releases: list[k8s.helm.v3.Release] = []
+        if any(p.gpu for p in args.pools) and DEVICE_PLUGIN_RELEASE in args.enabled_releases:
+            self.gpu_releases.append(
+                helm_release(
+                    args.catalogue.release(DEVICE_PLUGIN_RELEASE),
+                    environment=args.environment,
+                    provider=args.provider,
+                    parent=self,
+                    depends_on=[*args.depends_on, *self.node_groups.values()],
+                )
+            )
+
+        self.register_outputs({"nodeGroups": {n: g.node_group_name for n, g in self.node_groups.items()}})
+
+    def _node_group(
+        self,
+        name: str,
+        args: NodePoolsArgs,
+        pool: NodePool,
+        tags: dict[str, str],
+        attachments: list[aws.iam.RolePolicyAttachment],
+    ) -> aws.eks.NodeGroup:
+        child = pulumi.ResourceOptions(parent=self)
+        node_tags = {**tags, "Name": f"{args.cluster_display_name}-{pool.name}"}
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-{pool.name}",
+            description=f"Nodes of the {pool.name} pool",
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=pool.disk_size_gib,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            # IMDSv2 only; hop limit 2 lets pods on the host network reach it, no further.
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=2
+            ),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=node_tags)
+                for kind in ("instance", "volume", "network-interface")
+            ],
+            tags=tags,
+            opts=child,
+        )
+        group = aws.eks.NodeGroup(
+            f"{name}-{pool.name}",
+            cluster_name=args.cluster_name,
+            node_group_name=pool.name,
+            version=args.kubernetes_version,
+            node_role_arn=self.node_role.arn,
+            subnet_ids=list(args.private_subnet_ids),
+            instance_types=list(pool.instance_types),
+            capacity_type=pool.capacity_type,
+            ami_type=pool.ami_type,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired_size
+            ),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=33),
+            labels=pool.kubernetes_labels(),
+            taints=[
+                aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=EKS_TAINT_EFFECTS[t.effect])
+                for t in pool.taints
+            ],
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            tags={**tags, **autoscaler_template_tags(pool)},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*attachments, *args.depends_on],
+                # The cluster autoscaler owns the current size; Pulumi owns the bounds.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
+        )
+        # Node group tags stay on the EKS object; the autoscaler reads them from the ASG.
+        asg_name = group.resources.apply(lambda r: str(r[0]["autoscaling_groups"][0]["name"]))
+        for key, value in autoscaler_template_tags(pool).items():
+            aws.autoscaling.Tag(
+                f"{name}-{pool.name}-{key.removeprefix(AUTOSCALER_TEMPLATE + '/').replace('/', '-')}",
+                autoscaling_group_name=asg_name,
+                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
+                opts=pulumi.ResourceOptions(parent=group),
+            )
+        return group

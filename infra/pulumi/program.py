@@ -1,0 +1,128 @@
+"""The stack: config, then network, cluster, node pools, add-ons, platform and the GitOps root."""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.pulumi.addons import Addons, AddonsArgs
+from infra.pulumi.app import App, AppArgs
+from infra.pulumi.catalogue import load_catalogue
+from infra.pulumi.cluster import Cluster, ClusterArgs
+from infra.pulumi.config import StackConfig, from_pulumi
+from infra.pulumi.network import Network, NetworkArgs
+from infra.pulumi.nodepools import DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
+from infra.pulumi.platform import Platform, PlatformArgs
+
+ARGOCD_RELEASE = "argocd"
+
+
+def run(config: StackConfig | None = None) -> None:
+    # Validation happens here, before the first resource is registered.
+    cfg = config or from_pulumi()
+    catalogue = load_catalogue()
+    unknown = [r for r in cfg.platform.releases if r not in catalogue.names()]
+    if unknown:
+        raise ValueError(
+            f"Pulumi.{pulumi.get_stack()}.yaml: its-camera-ai:platform.releases: {unknown} are not in "
+            "infrastructure/platform/upstream-charts.yaml"
+        )
+    for release in cfg.platform.releases:  # every values file must exist before anything starts
+        catalogue.release(release).values(cfg.environment)
+    tags = cfg.resource_tags
+
+    network = Network(
+        "network",
+        NetworkArgs(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            vpc_cidr=cfg.vpc_cidr,
+            availability_zones=cfg.availability_zones,
+            nat_gateways=cfg.nat_gateways,
+            flow_log_retention_days=cfg.flow_log_retention_days,
+            tags=tags,
+            protect=cfg.protect_stateful_resources,
+        ),
+    )
+    cluster = Cluster(
+        "cluster",
+        ClusterArgs(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            kubernetes_version=cfg.kubernetes_version,
+            private_subnet_ids=[s.id for s in network.private_subnets],
+            endpoint_public_access=cfg.endpoint_public_access,
+            public_access_cidrs=cfg.public_access_cidrs,
+            log_types=cfg.cluster_log_types,
+            log_retention_days=cfg.flow_log_retention_days,
+            access_entries=cfg.access_entries,
+            addon_versions=cfg.addon_versions,
+            tags=tags,
+            protect=cfg.protect_stateful_resources,
+        ),
+    )
+    node_pools = NodePools(
+        "nodepools",
+        NodePoolsArgs(
+            cluster_name=cluster.cluster.name,
+            cluster_display_name=cfg.cluster_name,
+            kubernetes_version=cfg.kubernetes_version,
+            environment=cfg.environment,
+            private_subnet_ids=[s.id for s in network.private_subnets],
+            pools=cfg.node_pools,
+            partition=cluster.partition,
+            tags=tags,
+            catalogue=catalogue,
+            enabled_releases=cfg.platform.releases,
+            provider=cluster.provider,
+            depends_on=cluster.addons,
+        ),
+    )
+    addons = Addons(
+        "addons",
+        AddonsArgs(
+            cluster_name=cluster.cluster.name,
+            partition=cluster.partition,
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            addon_versions=cfg.addon_versions,
+            tags=tags,
+            depends_on=list(node_pools.node_groups.values()),
+        ),
+    )
+    platform = Platform(
+        "platform",
+        PlatformArgs(
+            environment=cfg.environment,
+            catalogue=catalogue,
+            releases=[r for r in cfg.platform.releases if r != DEVICE_PLUGIN_RELEASE],
+            kafka=cfg.platform.kafka,
+            provider=cluster.provider,
+            protect=cfg.protect_stateful_resources,
+            depends_on=[*addons.addons, *node_pools.node_groups.values()],
+        ),
+    )
+    if ARGOCD_RELEASE in platform.releases:
+        App(
+            "app",
+            AppArgs(
+                environment=cfg.environment,
+                provider=cluster.provider,
+                depends_on=[*platform.releases.values(), *platform.kafka_resources, *node_pools.gpu_releases],
+            ),
+        )
+
+    all_releases = {
+        **platform.releases,
+        **{r: node_pools.gpu_releases[0] for r in [DEVICE_PLUGIN_RELEASE] if node_pools.gpu_releases},
+    }
+    pulumi.export("vpcId", network.vpc.id)
+    pulumi.export("privateSubnetIds", [s.id for s in network.private_subnets])
+    pulumi.export("publicSubnetIds", [s.id for s in network.public_subnets])
+    pulumi.export("clusterName", cluster.cluster.name)
+    pulumi.export("clusterEndpoint", cluster.cluster.endpoint)
+    pulumi.export("oidcProviderArn", cluster.oidc_provider.arn)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export(
+        "nodePools", {name: group.node_group_name for name, group in node_pools.node_groups.items()}
+    )
+    pulumi.export("releases", {name: catalogue.release(name).version for name in all_releases})

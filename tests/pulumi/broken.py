@@ -1,0 +1,58 @@
+"""Broken stack configurations: each must stop the program before any resource is registered,
+with an error naming the file and the key."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.pulumi.config import read_stack_values
+
+
+@dataclass(frozen=True)
+class BrokenConfig:
+    id: str
+    stack: str
+    override: dict[str, Any] = field(hash=False)
+    expected: tuple[str, ...]
+
+
+def _pools(stack: str, index: int, **changes: Any) -> list[dict[str, Any]]:
+    pools: list[dict[str, Any]] = copy.deepcopy(read_stack_values(stack)["its-camera-ai:nodePools"])
+    pools[index].update(changes)
+    return pools
+
+
+BROKEN_CONFIGS = (
+    BrokenConfig(
+        "missing-key",
+        "staging",
+        {"its-camera-ai:vpcCidr": None},
+        ("Pulumi.staging.yaml", "its-camera-ai:vpcCidr", "required key is missing"),
+    ),
+    BrokenConfig(
+        "bad-value",
+        "dev",
+        {"its-camera-ai:natGateways": "two"},
+        ("Pulumi.dev.yaml", "its-camera-ai:natGateways"),
+    ),
+    BrokenConfig(
+        "gpu-pool-without-taint",
+        "prod",
+        {"its-camera-ai:nodePools": _pools("prod", 2, taints=[])},
+        ("Pulumi.prod.yaml", "its-camera-ai:nodePools[2].taints", "nvidia.com/gpu=true:NoSchedule"),
+    ),
+    BrokenConfig(
+        "prod-open-to-the-world",
+        "prod",
+        {"its-camera-ai:publicAccessCidrs": ["10.0.0.0/8", "0.0.0.0/0"]},
+        ("Pulumi.prod.yaml", "its-camera-ai:publicAccessCidrs[1]", "0.0.0.0/0"),
+    ),
+    BrokenConfig(
+        "max-below-min",
+        "prod",
+        {"its-camera-ai:nodePools": _pools("prod", 2, maxSize=1)},
+        ("Pulumi.prod.yaml", "its-camera-ai:nodePools[2].maxSize", "must be >= minSize"),
+    ),
+)

@@ -1,0 +1,135 @@
+"""Runs the real Pulumi program of one stack under `pulumi.runtime.set_mocks` and prints, as JSON,
+every resource it registered (type, name, inputs, options that matter) and the stack outputs.
+
+One process per stack (the Pulumi runtime is process-global):
+    python -m tests.pulumi.mock_program <stack> [--override '<json {key: value}>'] ...
+An override replaces a top-level key of Pulumi.<stack>.yaml's config (`its-camera-ai:nodePools`,
+...) before the program starts; the result then reports the error the program raised, if any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import traceback
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+
+from infra.pulumi import program
+from infra.pulumi.config import PROJECT, engine_config
+
+ACCOUNT_ID = "123456789012"
+ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers like AWS/Kubernetes would, with just enough outputs for the program's applies."""
+
+    def __init__(self) -> None:
+        self.resources: list[dict[str, Any]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.resources.append({"type": args.typ, "name": args.name, "inputs": args.inputs})
+        outputs: dict[str, Any] = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        outputs.setdefault("arn", f"arn:aws:mock:eu-west-1:{ACCOUNT_ID}:{args.name}")
+        if args.typ == "aws:eks/cluster:Cluster":
+            outputs.update(
+                endpoint="https://0123456789ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+                certificateAuthority={"data": "LS0tLS1CRUdJTi0tLS0t"},
+                identities=[{"oidcs": [{"issuer": ISSUER}]}],
+            )
+        elif args.typ == "aws:eks/nodeGroup:NodeGroup":
+            outputs["resources"] = [{"autoscalingGroups": [{"name": f"eks-{args.name}-asg"}]}]
+        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            outputs["latestVersion"] = 1
+        elif args.typ == "aws:kms/key:Key":
+            outputs["keyId"] = resource_id
+        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{ISSUER.removeprefix('https://')}"
+        return resource_id, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci",
+                "userId": "AIDA",
+                "id": ACCOUNT_ID,
+            }, []
+        if args.token == "aws:index/getPartition:getPartition":
+            return {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": "aws",
+            }, []
+        return {}, []
+
+
+def run_stack(stack: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    config = engine_config(stack)
+    for key, value in overrides.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value if isinstance(value, str) else json.dumps(value)
+    pulumi.runtime.set_all_config(config)
+
+    exports: dict[str, Any] = {}
+    original_export = pulumi.export
+
+    def record_export(name: str, value: Any) -> None:
+        exports[name] = value
+        original_export(name, value)
+
+    pulumi.export = record_export
+    resolved: dict[str, Any] = {}
+    secret: list[str] = []
+    error: str | None = None
+
+    async def record_secrets() -> None:
+        for name, value in exports.items():
+            if isinstance(value, pulumi.Output) and await value.is_secret():
+                secret.append(name)
+
+    @pulumi_mocks.test  # type: ignore[untyped-decorator]
+    def program_run() -> pulumi.Output[Any]:
+        program.run()
+        return pulumi.Output.all(
+            pulumi.Output.all(**exports).apply(resolved.update),
+            pulumi.Output.from_input(asyncio.ensure_future(record_secrets())),  # type: ignore[arg-type]
+        )
+
+    try:
+        program_run()
+    except Exception as exc:
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    finally:
+        pulumi.export = original_export
+    return {
+        "stack": stack,
+        "error": error,
+        "resources": mocks.resources,
+        "exports": resolved,
+        "secretExports": sorted(secret),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("stack")
+    parser.add_argument("--override", default="{}")
+    options = parser.parse_args()
+    result = run_stack(options.stack, json.loads(options.override))
+    json.dump(result, sys.stdout, default=str)
+
+
+if __name__ == "__main__":
+    main()

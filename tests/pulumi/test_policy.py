@@ -1,0 +1,160 @@
+"""The policy pack's rules: each against a passing and a failing resource, then over every resource
+the mocked program registers for each stack (all must pass)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.pulumi.policy.pack import PACK_NAME, policies
+from infra.pulumi.policy.rules import (
+    RESOURCE_RULES,
+    STACK_RULES,
+    gpu_node_groups_tainted,
+    kms_encryption_at_rest,
+    no_open_endpoint_in_prod,
+    no_public_s3,
+    required_tags,
+    s3_buckets_locked_down,
+)
+from tests.pulumi.stacks import STACKS, stack_run
+
+TAGS = {"owner": "platform-team", "cost-center": "its-prod", "environment": "prod"}
+CLUSTER = "aws:eks/cluster:Cluster"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+
+
+def cluster(**vpc: Any) -> dict[str, Any]:
+    return {
+        "tags": TAGS,
+        "encryptionConfig": {
+            "resources": ["secrets"],
+            "provider": {"keyArn": "arn:aws:kms:eu-west-1:1:key/k"},
+        },
+        "vpcConfig": {
+            "endpointPrivateAccess": True,
+            "endpointPublicAccess": True,
+            "publicAccessCidrs": ["198.51.100.0/24"],
+            **vpc,
+        },
+    }
+
+
+CASES = [
+    (kms_encryption_at_rest, CLUSTER, cluster(), {**cluster(), "encryptionConfig": {"resources": []}}),
+    (kms_encryption_at_rest, "aws:kms/key:Key", {"enableKeyRotation": True}, {"enableKeyRotation": False}),
+    (
+        kms_encryption_at_rest,
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        {"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true"}}]},
+        {"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "false"}}]},
+    ),
+    (kms_encryption_at_rest, "aws:ebs/volume:Volume", {"encrypted": True}, {}),
+    (kms_encryption_at_rest, "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": "arn"}, {}),
+    (
+        kms_encryption_at_rest,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]},
+        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+    ),
+    (
+        no_public_s3,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        {
+            "blockPublicAcls": True,
+            "blockPublicPolicy": True,
+            "ignorePublicAcls": True,
+            "restrictPublicBuckets": True,
+        },
+        {
+            "blockPublicAcls": True,
+            "blockPublicPolicy": False,
+            "ignorePublicAcls": True,
+            "restrictPublicBuckets": True,
+        },
+    ),
+    (no_public_s3, "aws:s3/bucketAcl:BucketAcl", {"acl": "private"}, {"acl": "public-read"}),
+    (no_open_endpoint_in_prod, CLUSTER, cluster(), cluster(publicAccessCidrs=["0.0.0.0/0"])),
+    (
+        no_open_endpoint_in_prod,
+        CLUSTER,
+        cluster(endpointPublicAccess=False, publicAccessCidrs=[]),
+        cluster(publicAccessCidrs=[]),
+    ),
+    (no_open_endpoint_in_prod, CLUSTER, cluster(), cluster(endpointPrivateAccess=False)),
+    (
+        gpu_node_groups_tainted,
+        NODE_GROUP,
+        {
+            "amiType": "AL2023_x86_64_NVIDIA",
+            "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}],
+        },
+        {
+            "amiType": "AL2023_x86_64_NVIDIA",
+            "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_EXECUTE"}],
+        },
+    ),
+    (
+        gpu_node_groups_tainted,
+        NODE_GROUP,
+        {"amiType": "AL2023_x86_64_STANDARD", "taints": []},
+        {"amiType": "AL2023_x86_64_STANDARD", "labels": {"nvidia.com/gpu.present": "true"}, "taints": []},
+    ),
+    (required_tags, "aws:ec2/vpc:Vpc", {"tags": TAGS}, {"tags": {"owner": "x", "environment": "prod"}}),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "resource_type", "passing", "failing"),
+    CASES,
+    ids=[f"{c[0].__name__}-{c[1].rsplit(':', 1)[-1]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_rule_passes_the_good_and_fails_the_bad(
+    rule: Any, resource_type: str, passing: dict[str, Any], failing: dict[str, Any]
+) -> None:
+    assert rule(resource_type, passing) == []
+    assert rule(resource_type, failing) != []
+
+
+def test_open_endpoint_outside_prod_is_not_this_rules_business() -> None:
+    dev = {**cluster(publicAccessCidrs=["0.0.0.0/0"]), "tags": {**TAGS, "environment": "dev"}}
+    assert no_open_endpoint_in_prod(CLUSTER, dev) == []
+
+
+def test_buckets_need_a_public_access_block_and_kms() -> None:
+    bucket = ("aws:s3/bucket:Bucket", "logs", {"tags": TAGS})
+    block = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "logs-block", {"bucket": "logs"})
+    sse = (
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "logs-sse",
+        {"bucket": "logs"},
+    )
+    assert s3_buckets_locked_down([bucket, block, sse]) == []
+    assert len(s3_buckets_locked_down([bucket, block])) == 1
+    assert len(s3_buckets_locked_down([bucket])) == 2
+
+
+def test_the_pack_has_every_rule_mandatory() -> None:
+    names = {p.name for p in policies()}
+    assert names == {r.name for r in RESOURCE_RULES} | {r.name for r in STACK_RULES}
+    # PolicyPack() itself starts the analyzer server the CLI talks to, so it is not built here.
+    assert PACK_NAME == "its-camera-ai-mandatory"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rule_passes_on_every_resource_of_the_stack(stack: str) -> None:
+    run = stack_run(stack)
+    assert run.error is None
+    violations = [
+        f"{rule.name}: {r.type} {r.name}: {message}"
+        for r in run.custom()
+        for rule in RESOURCE_RULES
+        for message in rule.check(r.type, r.inputs)
+    ]
+    violations += [
+        m for rule in STACK_RULES for m in rule.check((r.type, r.name, r.inputs) for r in run.custom())
+    ]
+    assert violations == []
+    checked = {r.type for r in run.custom()}
+    assert {CLUSTER, NODE_GROUP, "aws:kms/key:Key", "aws:ec2/launchTemplate:LaunchTemplate"} <= checked

@@ -1,0 +1,290 @@
+"""The real program of each stack, run under Pulumi mocks: what it would ask AWS and Kubernetes for."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+
+import pytest
+
+from infra.pulumi.catalogue import load_catalogue
+from infra.pulumi.config import ALL_LOG_TYPES, GPU_LABEL, POOL_LABEL, load_stack_file
+from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE
+from infra.pulumi.policy.rules import NON_TAGGABLE, REQUIRED_TAGS
+from tests.pulumi.broken import BROKEN_CONFIGS, BrokenConfig
+from tests.pulumi.stacks import STACKS, StackRun, stack_run
+
+VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+EXPECTED_NATS = {"dev": 1, "staging": 3, "prod": 3}
+
+
+@pytest.fixture(params=STACKS)
+def run(request: pytest.FixtureRequest) -> StackRun:
+    result = stack_run(request.param)
+    assert result.error is None, result.error
+    return result
+
+
+def test_network_has_three_zones_of_subnets_and_nat_per_environment(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    subnets = run.of_type("aws:ec2/subnet:Subnet")
+    public = [s for s in subnets if s.inputs["tags"].get("kubernetes.io/role/elb") == "1"]
+    private = [s for s in subnets if s.inputs["tags"].get("kubernetes.io/role/internal-elb") == "1"]
+    assert len(public) == len(private) == 3 and len(subnets) == 6
+    for group in (public, private):
+        assert sorted(s.inputs["availabilityZone"] for s in group) == sorted(cfg.availability_zones)
+        assert all(s.inputs["tags"][f"kubernetes.io/cluster/{cfg.cluster_name}"] == "shared" for s in group)
+    assert not any(s.inputs.get("mapPublicIpOnLaunch") for s in subnets)
+    vpc = ipaddress.ip_network(run.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"])
+    networks = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in subnets]
+    assert all(n.subnet_of(vpc) for n in networks)  # type: ignore[arg-type]
+    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1 :])
+    assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == EXPECTED_NATS[run.stack]
+    assert cfg.nat_gateways == ("single" if run.stack == "dev" else "perAz")
+    private_tables = [t for t in run.of_type("aws:ec2/routeTable:RouteTable") if "private" in t.name]
+    assert len(private_tables) == 3
+    assert len({t.inputs["routes"][0]["natGatewayId"] for t in private_tables}) == EXPECTED_NATS[run.stack]
+
+
+def test_vpc_endpoints_and_flow_logs_exist(run: StackRun) -> None:
+    endpoints = {
+        e.inputs["serviceName"].rsplit(".", 1 if "ecr" not in e.inputs["serviceName"] else 2)[-1]: e.inputs
+        for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
+    services = {e.inputs["serviceName"] for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert services == {f"com.amazonaws.eu-west-1.{s}" for s in ("s3", "ecr.api", "ecr.dkr", "sts")}
+    assert endpoints
+    for endpoint in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+        if endpoint.inputs["serviceName"].endswith(".s3"):
+            assert (
+                endpoint.inputs["vpcEndpointType"] == "Gateway" and len(endpoint.inputs["routeTableIds"]) == 3
+            )
+        else:
+            assert endpoint.inputs["vpcEndpointType"] == "Interface" and endpoint.inputs["privateDnsEnabled"]
+    (sg,) = [g for g in run.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("endpoints")]
+    cfg = load_stack_file(run.stack)
+    assert [(r["fromPort"], r["toPort"], r["cidrBlocks"]) for r in sg.inputs["ingress"]] == [
+        (443, 443, [cfg.vpc_cidr])
+    ]
+    flow_log = run.one("aws:ec2/flowLog:FlowLog")
+    assert (
+        flow_log.inputs["trafficType"] == "ALL"
+        and flow_log.inputs["logDestinationType"] == "cloud-watch-logs"
+    )
+    (group,) = [g for g in run.of_type("aws:cloudwatch/logGroup:LogGroup") if "flow-logs" in g.inputs["name"]]
+    assert (
+        group.inputs["kmsKeyId"]
+        and flow_log.inputs["logDestination"] == f"arn:aws:mock:eu-west-1:123456789012:{group.name}"
+    )
+
+
+def test_cluster_secrets_are_kms_encrypted_with_a_rotating_key(run: StackRun) -> None:
+    cluster = run.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["encryptionConfig"]["resources"] == ["secrets"]
+    key_arn = cluster["encryptionConfig"]["provider"]["keyArn"]
+    (key,) = [k for k in run.of_type("aws:kms/key:Key") if key_arn.endswith(f":{k.name}")]
+    assert key.inputs["enableKeyRotation"] is True
+    assert all(k.inputs["enableKeyRotation"] is True for k in run.of_type("aws:kms/key:Key"))
+
+
+def test_cluster_logging_endpoint_access_and_version(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    cluster = run.one("aws:eks/cluster:Cluster").inputs
+    assert sorted(cluster["enabledClusterLogTypes"]) == sorted(ALL_LOG_TYPES)
+    assert cluster["version"] == "1.33"
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+    vpc = cluster["vpcConfig"]
+    assert vpc["endpointPrivateAccess"] is True
+    assert vpc["endpointPublicAccess"] is cfg.endpoint_public_access
+    if cfg.endpoint_public_access:
+        assert vpc["publicAccessCidrs"] == cfg.public_access_cidrs
+    if run.stack == "prod":
+        assert "0.0.0.0/0" not in vpc.get("publicAccessCidrs", [])
+        assert cluster["deletionProtection"] is True
+    assert len(vpc["subnetIds"]) == 3 and all("private" in s for s in vpc["subnetIds"])
+
+
+def test_oidc_provider_and_addons(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    oidc = run.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert oidc["clientIdLists"] == ["sts.amazonaws.com"] and oidc["url"].startswith("https://oidc.eks.")
+    addons = {a.inputs["addonName"]: a.inputs for a in run.of_type("aws:eks/addon:Addon")}
+    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "metrics-server"}
+    assert {n: a["addonVersion"] for n, a in addons.items()} == cfg.addon_versions
+    assert addons["aws-ebs-csi-driver"]["serviceAccountRoleArn"]
+
+
+def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
+    irsa = [
+        r
+        for r in run.of_type("aws:iam/role:Role")
+        if "AssumeRoleWithWebIdentity" in r.inputs["assumeRolePolicy"]
+    ]
+    assert [r.name for r in irsa] == ["addons-ebs-csi"]
+    (statement,) = json.loads(irsa[0].inputs["assumeRolePolicy"])["Statement"]
+    assert statement["Principal"]["Federated"].endswith(
+        ":oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+    )
+    issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{issuer}:sub": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
+            f"{issuer}:aud": "sts.amazonaws.com",
+        }
+    }
+    addon = next(
+        a for a in run.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"
+    )
+    assert addon.inputs["serviceAccountRoleArn"].endswith(":addons-ebs-csi")
+
+
+def test_node_pools_match_config(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    groups = {g.inputs["nodeGroupName"]: g.inputs for g in run.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert set(groups) == {p.name for p in cfg.node_pools} == {"system", "general", "gpu"}
+    for pool in cfg.node_pools:
+        group = groups[pool.name]
+        assert group["scalingConfig"] == {
+            "minSize": pool.min_size,
+            "maxSize": pool.max_size,
+            "desiredSize": pool.desired_size,
+        }
+        assert group["instanceTypes"] == pool.instance_types
+        assert group["amiType"] == pool.ami_type and group["capacityType"] == pool.capacity_type
+        assert group["labels"][POOL_LABEL] == pool.name
+        assert len(group["subnetIds"]) == 3 and all("private" in s for s in group["subnetIds"])
+        assert group["updateConfig"] == {"maxUnavailablePercentage": 33}
+    system_taints = groups["system"]["taints"]
+    assert system_taints == [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}]
+    templates = run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert len(templates) == 3
+    for template in templates:
+        ebs = template.inputs["blockDeviceMappings"][0]["ebs"]
+        assert ebs["encrypted"] == "true" and ebs["volumeType"] == "gp3"
+        assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+
+
+def test_gpu_pool_is_tainted_labelled_and_scales_from_config(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    gpu = next(
+        g for g in run.of_type("aws:eks/nodeGroup:NodeGroup") if g.inputs["nodeGroupName"] == "gpu"
+    ).inputs
+    assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert gpu["labels"] == {GPU_LABEL: "true", POOL_LABEL: "gpu"}
+    assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+    expected_min = {"dev": 0, "staging": 1, "prod": 2}[run.stack]
+    assert gpu["scalingConfig"]["minSize"] == expected_min == cfg.node_pool("gpu").min_size
+    if run.stack == "dev":
+        assert gpu["instanceTypes"] == ["g4dn.xlarge"] and gpu["scalingConfig"]["maxSize"] == 2
+    if run.stack == "prod":
+        assert gpu["instanceTypes"] == ["g5.xlarge", "g5.2xlarge"] and gpu["scalingConfig"]["maxSize"] == 8
+    # Scale from zero: the autoscaler learns labels, taints and GPUs from the ASG's tags.
+    asg_tags = {
+        t.inputs["tag"]["key"]: t.inputs["tag"]["value"]
+        for t in run.of_type("aws:autoscaling/tag:Tag")
+        if t.inputs["autoscalingGroupName"] == "eks-nodepools-gpu-asg"
+    }
+    assert asg_tags == {
+        f"{AUTOSCALER_TEMPLATE}/label/{GPU_LABEL}": "true",
+        f"{AUTOSCALER_TEMPLATE}/label/{POOL_LABEL}": "gpu",
+        f"{AUTOSCALER_TEMPLATE}/taint/nvidia.com/gpu": "true:NoSchedule",
+        f"{AUTOSCALER_TEMPLATE}/resources/nvidia.com/gpu": "1",
+    }
+
+
+def test_node_role_has_the_three_standard_policies(run: StackRun) -> None:
+    node_role_policies = sorted(
+        a.inputs["policyArn"]
+        for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.name.startswith("nodepools-node-")
+    )
+    assert node_role_policies == [
+        "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+        "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+        "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    ]
+
+
+def test_every_helm_release_is_the_catalogue_pin(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    catalogue = load_catalogue()
+    releases = {r.inputs["name"]: r.inputs for r in run.of_type("kubernetes:helm.sh/v3:Release")}
+    assert set(releases) == set(cfg.platform.releases)
+    for name, inputs in releases.items():
+        entry = catalogue.release(name)
+        assert inputs["version"] == entry.version and VERSION.match(inputs["version"]), name
+        assert "latest" not in inputs["version"] and not set(inputs["version"]) & set("^~*<>=x |")
+        assert inputs["chart"] == entry.chart and inputs["repositoryOpts"]["repo"] == entry.repo
+        assert inputs["namespace"] == entry.namespace
+        assert inputs["values"] == entry.values(run.stack), name
+    assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.platform.releases}
+
+
+def test_stateful_things_are_protected_in_prod(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    assert cfg.protect_stateful_resources is (run.stack != "dev")
+
+
+def test_kafka_cluster_is_kraft_with_the_configured_replication(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack).platform.kafka
+    kafka = run.one("kubernetes:kafka.strimzi.io/v1beta2:Kafka").inputs
+    pool = run.one("kubernetes:kafka.strimzi.io/v1beta2:KafkaNodePool").inputs
+    assert kafka["metadata"] == {
+        "name": "its-kafka",
+        "namespace": "kafka",
+        "labels": {"app.kubernetes.io/part-of": "its-camera-ai"},
+    }
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "its-kafka"
+    assert sorted(pool["spec"]["roles"]) == ["broker", "controller"]
+    assert pool["spec"]["replicas"] == cfg.replicas
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["default.replication.factor"] == cfg.replication_factor
+    assert config["min.insync.replicas"] == cfg.min_insync_replicas
+    assert kafka["spec"]["entityOperator"] == {"topicOperator": {}, "userOperator": {}}
+    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False} in kafka["spec"]["kafka"][
+        "listeners"
+    ]
+    if run.stack in ("staging", "prod"):
+        assert (
+            pool["spec"]["replicas"],
+            config["default.replication.factor"],
+            config["min.insync.replicas"],
+        ) == (3, 3, 2)
+
+
+def test_taggable_aws_resources_carry_the_required_tags(run: StackRun) -> None:
+    cfg = load_stack_file(run.stack)
+    aws_resources = [r for r in run.custom() if r.type.startswith("aws:") and r.type not in NON_TAGGABLE]
+    assert len(aws_resources) > 30
+    for resource in aws_resources:
+        tags = resource.inputs.get("tags", {})
+        assert all(tags.get(t) for t in REQUIRED_TAGS), f"{resource.type} {resource.name}: {tags}"
+        assert tags["environment"] == run.stack and tags["owner"] == cfg.tags["owner"]
+
+
+def test_outputs(run: StackRun) -> None:
+    exports = run.exports
+    assert exports["vpcId"] == "network-vpc-id"
+    assert len(exports["privateSubnetIds"]) == len(exports["publicSubnetIds"]) == 3
+    assert exports["clusterName"] == f"its-camera-ai-{run.stack}"
+    assert exports["clusterEndpoint"].startswith("https://")
+    assert exports["oidcProviderArn"].startswith("arn:aws:iam::")
+    assert run.secret_exports == ("kubeconfig",)
+    kubeconfig = json.loads(exports["kubeconfig"])
+    assert kubeconfig["users"][0]["user"]["exec"]["args"][:4] == [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        exports["clusterName"],
+    ]
+    assert exports["nodePools"] == {"system": "system", "general": "general", "gpu": "gpu"}
+
+
+@pytest.mark.parametrize("broken", BROKEN_CONFIGS, ids=lambda b: b.id)
+def test_a_broken_config_fails_before_any_resource_with_file_and_key(broken: BrokenConfig) -> None:
+    result = stack_run(broken.stack, broken.override)
+    assert result.error is not None and "StackConfigError" in result.error
+    for expected in broken.expected:
+        assert expected in result.error, result.error
+    assert result.resources == ()
