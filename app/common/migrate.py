@@ -10,6 +10,7 @@ import sys
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 from app.common.paths import INFRASTRUCTURE
 from app.common.timescale import TimescaleMode, TimescaleUnavailableError
@@ -19,10 +20,23 @@ ALEMBIC_INI = INFRASTRUCTURE / "database" / "alembic.ini"
 
 def alembic_config(url: str, timescale: TimescaleMode) -> Config:
     config = Config(str(ALEMBIC_INI))
-    # SQLAlchemy picks asyncpg from the driver name; the URL itself stays libpq-style.
-    config.attributes["url"] = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    config.attributes["url"] = sqlalchemy_url(url)
     config.attributes["timescale"] = timescale
     return config
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The libpq-style URL for SQLAlchemy, which picks asyncpg from the driver name.
+
+    SQLAlchemy hands query parameters to asyncpg.connect() as keywords, and asyncpg names
+    libpq's `sslmode` `ssl`; every other part of the URL is passed on unchanged.
+    """
+    url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    parsed = make_url(url)
+    if "sslmode" not in parsed.query:
+        return url
+    parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": parsed.query["sslmode"]})
+    return parsed.render_as_string(hide_password=False)
 
 
 def upgrade(url: str, timescale: TimescaleMode, revision: str = "head") -> None:

@@ -5,7 +5,7 @@ One schema, two storage paths chosen by the Timescale switch (ITS_TIMESCALE):
   vehicle_counts_1m a continuous aggregate over it (kept 30 days).
 - Plain PostgreSQL: detections is range-partitioned by day and vehicle_counts_1m a table
   kept up to date by a statement trigger on detections; its_maintain() creates and drops
-  partitions. Both give the same rows for the same detections (tests/database).
+  partitions. Both give the same rows for the same detections (tests/timescale).
 
 Revision ID: 0001
 Revises:
@@ -209,8 +209,12 @@ def upgrade(use_timescale: bool) -> None:
 
 
 def downgrade(use_timescale: bool) -> None:
-    op.execute("DROP MATERIALIZED VIEW IF EXISTS vehicle_counts_1m CASCADE")
-    op.execute("DROP TABLE IF EXISTS vehicle_counts_1m CASCADE")
+    # IF EXISTS does not cover an object of the other kind: DROP MATERIALIZED VIEW on the
+    # plain path's table (or DROP TABLE on the continuous aggregate) is an error.
+    if use_timescale:
+        op.execute("DROP MATERIALIZED VIEW IF EXISTS vehicle_counts_1m CASCADE")
+    else:
+        op.execute("DROP TABLE IF EXISTS vehicle_counts_1m CASCADE")
     op.execute("DROP TABLE IF EXISTS detections CASCADE")
     op.execute("DROP FUNCTION IF EXISTS its_maintain(timestamptz)")
     op.execute("DROP FUNCTION IF EXISTS its_rollup_vehicle_counts()")
