@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install up down status smoke test lint format loadtest failover bench
+.PHONY: help install up down status smoke test lint format loadtest failover bench cluster-up cluster-down cluster-status
 
 help:
 	@echo "make up        install, start the local platform, provision it, smoke-check it"
@@ -13,6 +13,8 @@ help:
 	@echo "make test      install, lint, and run every test (what CI runs)"
 	@echo "make failover  run the failover drills against the running platform"
 	@echo "make loadtest  Locust against the running platform with SLO thresholds (PROFILE=short|full)"
+	@echo "make cluster-up    a real Kubernetes control plane + kwok nodes of STACK (dev) + ArgoCD syncing it"
+	@echo "make cluster-down  stop every process of the local cluster"
 
 install:
 	@tools/install.sh
@@ -25,6 +27,17 @@ down:
 
 status:
 	@$(PY) -m infra.local status
+
+STACK ?= dev
+export STACK
+cluster-up: install
+	@$(PY) -m infra.cluster up
+
+cluster-down:
+	@if [ -x $(PY) ]; then $(PY) -m infra.cluster down; else echo "nothing installed, nothing running"; fi
+
+cluster-status:
+	@$(PY) -m infra.cluster status
 
 smoke:
 	@$(PY) -m infra.local smoke

@@ -136,6 +136,11 @@ class Platform:
         for name, check in self.checks.by_service().items():
             health = check() if running else Health(False, [], {"supervisor": "not running"})
             report[name] = asdict(health)
+        # The local Kubernetes cluster (make cluster-up) reports beside the data stacks.
+        from infra.cluster.config import ClusterConfig
+        from infra.cluster.health import ClusterHealth
+
+        report.update(ClusterHealth(ClusterConfig.load()).status())
         return report
 
     def unsealer(self) -> None:

@@ -15,8 +15,9 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from infra.local.config import SHARED, LocalPlatformConfig
-from infra.local.programs import START_ORDER, build_programs, postgres_user
+from infra.local.programs import START_ORDER, Program, build_programs, postgres_user
 from infra.local.secrets import PlatformSecrets
+from infra.local.supervisor import SupervisedConfig
 
 TEMPLATES = Path(__file__).with_name("templates")
 APP_IDENTITIES = ("its-api", "its-worker")
@@ -217,7 +218,14 @@ def render_all(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> None:
 
 def render_supervisor(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> None:
     programs = build_programs(cfg, secrets, app_environment(cfg, secrets))
-    groups: dict[str, list[str]] = {group: [] for group in START_ORDER}
+    write_supervisord_conf(cfg, cfg.port_base, programs, START_ORDER)
+
+
+def write_supervisord_conf(
+    cfg: SupervisedConfig, port_base: int, programs: list[Program], group_order: tuple[str, ...]
+) -> None:
+    """supervisord.conf for a set of programs (the local platform's, the local cluster's)."""
+    groups: dict[str, list[str]] = {group: [] for group in group_order}
     for program in programs:
         groups[program.group].append(program.name)
     text = (
@@ -226,7 +234,7 @@ def render_supervisor(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> Non
         .render(
             state=cfg.state_dir,
             logs=cfg.log_dir,
-            port_base=cfg.port_base,
+            port_base=port_base,
             programs=[
                 {
                     "name": program.name,

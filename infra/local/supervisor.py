@@ -6,15 +6,33 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from infra.local.config import LocalPlatformConfig
+
+class _Tools(Protocol):
+    @property
+    def python(self) -> Path: ...
+
+
+class SupervisedConfig(Protocol):
+    """What a supervisord needs to know of the thing it runs (the local platform, the local
+    Kubernetes cluster): where its state, rendered config and logs are, and the venv's python."""
+
+    @property
+    def state_dir(self) -> Path: ...
+    @property
+    def conf_dir(self) -> Path: ...
+    @property
+    def log_dir(self) -> Path: ...
+    @property
+    def tools(self) -> _Tools: ...
 
 
 class Supervisor:
-    def __init__(self, cfg: LocalPlatformConfig) -> None:
+    def __init__(self, cfg: SupervisedConfig) -> None:
         self.cfg = cfg
         self.socket = cfg.state_dir / "supervisor.sock"
 

@@ -116,6 +116,8 @@ def test_sync_waves_put_the_project_before_the_stacks_configuration_before_the_a
     assert {wave(o) for o in app.of_kind("ServiceAccount") + app.of_kind("NetworkPolicy")} == {-1}
     assert {wave(o) for o in app.of_kind("Job")} == {0}
     assert {wave(o) for o in app.of_kind("Deployment")} == {1}
+    for kind in ("Ingress", "HorizontalPodAutoscaler", "ScaledObject"):
+        assert {wave(o) for o in app.of_kind(kind)} <= {2}, f"the {kind} goes after its Deployment"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

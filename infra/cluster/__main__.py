@@ -1,0 +1,3 @@
+from infra.cluster.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Where the local cluster lives, which ports it takes and where its binaries are.
+
+Ports are offsets from a base (ITS_CLUSTER_PORT_BASE, default 27000), the state directory is
+ITS_CLUSTER_STATE_DIR (default .state-cluster/ in the checkout), and STACK picks the Pulumi stack
+whose node pools become the nodes (default dev).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from app.common.paths import REPO_ROOT
+from infra.local.config import CACHE_DIR, HOST, _read_versions_env
+
+DEFAULT_PORT_BASE = 27000
+STACKS = ("dev", "staging", "prod")
+# The namespace ArgoCD runs from, and the name the cluster is registered under in ArgoCD.
+ARGOCD_NAMESPACE = "argocd"
+CLUSTER_NAME = "its-local"
+
+
+@dataclass(frozen=True)
+class ClusterPorts:
+    base: int
+
+    @property
+    def etcd_client(self) -> int:
+        return self.base
+
+    @property
+    def etcd_peer(self) -> int:
+        return self.base + 1
+
+    @property
+    def apiserver(self) -> int:
+        return self.base + 10
+
+    @property
+    def controller_manager(self) -> int:
+        return self.base + 11
+
+    @property
+    def scheduler(self) -> int:
+        return self.base + 12
+
+    @property
+    def kwok(self) -> int:
+        return self.base + 13
+
+    @property
+    def argocd_redis(self) -> int:
+        return self.base + 20
+
+    @property
+    def repo_server(self) -> int:
+        return self.base + 21
+
+    @property
+    def repo_server_metrics(self) -> int:
+        return self.base + 22
+
+    @property
+    def controller_metrics(self) -> int:
+        return self.base + 23
+
+
+def _wrapper_key(module_dir: str) -> str:
+    """The cache key tools/install.sh gives a wrapper-module build: its go.mod and go.sum."""
+    folder = REPO_ROOT / "tools" / module_dir
+    digest = hashlib.sha256((folder / "go.mod").read_bytes() + (folder / "go.sum").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ClusterTools:
+    python: Path
+    kube_bin: Path
+    kwok: Path
+    argocd: Path
+    helm: Path
+    kustomize: Path
+    versions: dict[str, str]
+
+    @classmethod
+    def locate(cls) -> ClusterTools:
+        v = _read_versions_env()
+        return cls(
+            python=Path(os.environ.get("ITS_PYTHON", REPO_ROOT / ".venv" / "bin" / "python")),
+            kube_bin=CACHE_DIR / "kubernetes" / f"{v['KUBERNETES_VERSION']}-{_wrapper_key('kube')}" / "bin",
+            kwok=CACHE_DIR / "kwok" / v["KWOK_VERSION"] / "bin" / "kwok",
+            argocd=CACHE_DIR / "argocd" / f"{v['ARGOCD_VERSION']}-{_wrapper_key('argocd')}/bin/argocd",
+            helm=CACHE_DIR / "helm" / v["HELM_VERSION"] / "bin" / "helm",
+            kustomize=CACHE_DIR / "kustomize" / v["KUSTOMIZE_VERSION"] / "bin" / "kustomize",
+            versions=v,
+        )
+
+    def binary(self, name: str) -> Path:
+        return self.kube_bin / name
+
+    def missing(self) -> list[str]:
+        wanted = {
+            "kube-apiserver": self.binary("kube-apiserver"),
+            "kube-controller-manager": self.binary("kube-controller-manager"),
+            "kube-scheduler": self.binary("kube-scheduler"),
+            "kwok": self.kwok,
+            "argocd": self.argocd,
+            "helm": self.helm,
+            "kustomize": self.kustomize,
+        }
+        missing = [name for name, path in wanted.items() if not path.exists()]
+        missing += [c for c in ("etcd", "redis-server", "git", "openssl", "kubectl") if not shutil.which(c)]
+        return missing
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    state_dir: Path
+    port_base: int
+    stack: str
+
+    @classmethod
+    def load(
+        cls, state_dir: Path | None = None, port_base: int | None = None, stack: str | None = None
+    ) -> ClusterConfig:
+        chosen_stack = stack or os.environ.get("STACK", "dev")
+        if chosen_stack not in STACKS:
+            raise SystemExit(f"STACK: {chosen_stack!r} is not one of {', '.join(STACKS)}")
+        env_base = os.environ.get("ITS_CLUSTER_PORT_BASE", str(DEFAULT_PORT_BASE))
+        if port_base is None and not env_base.isdigit():
+            raise SystemExit(f"ITS_CLUSTER_PORT_BASE: {env_base!r} is not a port number")
+        env_state = os.environ.get("ITS_CLUSTER_STATE_DIR")
+        chosen_state = state_dir or (Path(env_state) if env_state else REPO_ROOT / ".state-cluster")
+        return cls(chosen_state.resolve(), port_base or int(env_base), chosen_stack)
+
+    @cached_property
+    def ports(self) -> ClusterPorts:
+        return ClusterPorts(self.port_base)
+
+    @cached_property
+    def tools(self) -> ClusterTools:
+        return ClusterTools.locate()
+
+    def path(self, *parts: str) -> Path:
+        return self.state_dir.joinpath(*parts)
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.path("conf")
+
+    @property
+    def log_dir(self) -> Path:
+        return self.path("logs")
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.path("pki")
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.path("kubeconfig")
+
+    @property
+    def api_url(self) -> str:
+        return f"https://{HOST}:{self.ports.apiserver}"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.path("stack")

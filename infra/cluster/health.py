@@ -1,0 +1,162 @@
+"""Is the local cluster up: each component's health endpoint, the nodes, ArgoCD's
+Applications. Used by `up` to wait, by `status` to report, and by the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+from kubernetes import client, config
+
+from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
+from infra.cluster.pki import admin_token
+from infra.local.config import HOST
+
+
+@dataclass
+class Check:
+    healthy: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.healthy
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], Check],
+    timeout: float,
+    progress: Callable[[], str] | None = None,
+    every: float = 15,
+) -> Check:
+    """Poll until healthy; print progress on long waits; say what was last seen on a timeout."""
+    deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + every
+    last = Check(False)
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as error:  # not up yet: connection refused, 503, a missing CRD
+            last = Check(False, {"error": str(error)[:300]})
+        if last:
+            return last
+        if time.monotonic() >= next_report:
+            print(f"    ... waiting for {what}: {progress() if progress else last.detail}", flush=True)
+            next_report += every
+        time.sleep(1)
+    raise TimeoutError(f"{what}: not within {timeout:.0f}s; last seen {last.detail}")
+
+
+def api_client(cfg: ClusterConfig) -> client.ApiClient:
+    return cast(client.ApiClient, config.new_client_from_config(config_file=str(cfg.kubeconfig)))  # type: ignore[no-untyped-call]
+
+
+def applications(cfg: ClusterConfig) -> list[dict[str, Any]]:
+    api = client.CustomObjectsApi(api_client(cfg))
+    listed = cast(
+        dict[str, Any],
+        api.list_namespaced_custom_object("argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications"),
+    )
+    return list(listed["items"])
+
+
+def applications_summary(cfg: ClusterConfig) -> dict[str, Any]:
+    apps = applications(cfg)
+    states = {
+        a["metadata"]["name"]: (
+            a.get("status", {}).get("sync", {}).get("status", "Unknown"),
+            a.get("status", {}).get("health", {}).get("status", "Unknown"),
+        )
+        for a in apps
+    }
+    ready = sorted(name for name, state in states.items() if state == ("Synced", "Healthy"))
+    waiting = {name: f"{s}/{h}" for name, (s, h) in sorted(states.items()) if (s, h) != ("Synced", "Healthy")}
+    return {
+        "synced": len(ready),
+        "total": len(states),
+        "waiting": waiting,
+        "line": f"{len(ready)}/{len(states)} Synced+Healthy; waiting: {waiting or '-'}",
+    }
+
+
+class ClusterHealth:
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+
+    def _get(self, url: str, token: bool = False) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {admin_token(self.cfg)}"} if token else {}
+        # The components serve with certificates of their own making: loopback only.
+        return httpx.get(url, headers=headers, verify=False, timeout=3)  # noqa: S501
+
+    def etcd(self) -> Check:
+        response = self._get(f"http://{HOST}:{self.cfg.ports.etcd_client}/health")
+        return Check(response.status_code == 200 and response.json().get("health") == "true")
+
+    def control_plane(self) -> Check:
+        p = self.cfg.ports
+        codes = {
+            "kube-apiserver": self._get(f"https://{HOST}:{p.apiserver}/readyz", token=True).status_code,
+            "kube-controller-manager": self._get(
+                f"https://{HOST}:{p.controller_manager}/healthz"
+            ).status_code,
+            "kube-scheduler": self._get(f"https://{HOST}:{p.scheduler}/healthz").status_code,
+        }
+        return Check(all(code == 200 for code in codes.values()), codes)
+
+    def nodes(self, expected: int) -> Check:
+        core = client.CoreV1Api(api_client(self.cfg))
+        ready = [
+            node
+            for node in core.list_node().items
+            if node.status
+            and any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+        ]
+        return Check(len(ready) >= expected, {"ready": len(ready), "expected": expected})
+
+    def argocd_processes(self) -> Check:
+        p = self.cfg.ports
+        codes = {
+            "argocd-repo-server": self._get(f"http://{HOST}:{p.repo_server_metrics}/metrics").status_code,
+            "argocd-application-controller": self._get(
+                f"http://{HOST}:{p.controller_metrics}/metrics"
+            ).status_code,
+        }
+        return Check(all(code == 200 for code in codes.values()), codes)
+
+    def applications(self) -> Check:
+        summary = applications_summary(self.cfg)
+        # The root plus one Application per chart: the bootstrap has rendered its children.
+        healthy = summary["total"] > 1 and summary["synced"] == summary["total"]
+        return Check(healthy, summary)
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.cfg
+        result: dict[str, Any] = {
+            "kubernetes": {
+                "endpoint": cfg.api_url,
+                "kubeconfig": str(cfg.kubeconfig),
+                "stack": cfg.stack_file.read_text().strip() if cfg.stack_file.exists() else None,
+                "healthy": False,
+            },
+            "argocd": {"healthy": False},
+        }
+        try:
+            control = self.control_plane()
+            result["kubernetes"].update(healthy=control.healthy, detail=control.detail)
+        except Exception as error:
+            result["kubernetes"]["detail"] = f"not running ({type(error).__name__})"
+            return result
+        try:
+            processes = self.argocd_processes()
+            summary = applications_summary(cfg)
+            result["argocd"] = {
+                "healthy": processes.healthy,
+                "applications": f"{summary['synced']}/{summary['total']}",
+                "waiting": summary["waiting"],
+            }
+        except Exception as error:
+            result["argocd"]["detail"] = f"not running ({type(error).__name__})"
+        return result

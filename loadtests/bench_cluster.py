@@ -1,0 +1,47 @@
+"""How long the local cluster takes from `cluster-up` (binaries cached) to every Application of
+this repository Synced and Healthy, per stack, against the control plane's own start-up in the
+same run as the baseline.
+
+    python -m loadtests.bench_cluster [--stack dev|prod ...]
+
+Each run uses a fresh temporary state directory and ports from 47000, and stops everything after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from infra.cluster.cli import Cluster
+from infra.cluster.config import ClusterConfig
+
+
+def run(stack: str, port_base: int) -> dict[str, float]:
+    state = Path(tempfile.mkdtemp(prefix=f"its-bench-cluster-{stack}-"))
+    cluster = Cluster(ClusterConfig.load(state_dir=state, port_base=port_base, stack=stack))
+    try:
+        cluster.up()
+        return dict(cluster.timings)
+    finally:
+        cluster.supervisor.shutdown()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", action="append", choices=["dev", "staging", "prod"])
+    args = parser.parse_args()
+    results = {stack: run(stack, 47000) for stack in args.stack or ["dev", "prod"]}
+    print("\nstack   control plane   nodes   argocd   all Applications healthy   ratio to control plane")
+    for stack, t in results.items():
+        baseline = t["control-plane"]
+        print(
+            f"{stack:<7} {baseline:>11.1f}s {t['nodes']:>6.1f}s {t['argocd']:>7.1f}s "
+            f"{t['applications']:>22.1f}s {t['applications'] / baseline:>22.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

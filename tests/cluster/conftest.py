@@ -1,0 +1,121 @@
+"""A local Kubernetes cluster per stack (dev, then prod), started by the project's own
+`infra.cluster` on loopback ports from ITS_TEST_CLUSTER_PORT_BASE (default 37000) under a
+temporary state directory, and stopped afterwards.
+
+ArgoCD reads a bare clone of this checkout made for the session, so tests can push scratch
+branches to it without touching the developer's repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from kubernetes import client
+
+from app.common.paths import REPO_ROOT
+from infra.cluster.cli import Cluster
+from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
+from infra.cluster.health import api_client, applications_summary, wait_for
+
+PORT_BASE = int(os.environ.get("ITS_TEST_CLUSTER_PORT_BASE", "37000"))
+APP_NAMESPACE = "its"
+
+
+@dataclass
+class LocalCluster:
+    cluster: Cluster
+    repo: Path  # the bare clone ArgoCD reads
+    up_seconds: float
+
+    @property
+    def cfg(self) -> ClusterConfig:
+        return self.cluster.cfg
+
+    @property
+    def stack(self) -> str:
+        return self.cfg.stack
+
+    @property
+    def api(self) -> client.ApiClient:
+        return api_client(self.cfg)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def policy(self) -> client.PolicyV1Api:
+        return client.PolicyV1Api(self.api)
+
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def application(self, name: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            self.custom.get_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications", name
+            ),
+        )
+
+    def patch_application(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications", name, patch
+        )
+
+    def wait_all_healthy(self, timeout: float = 300) -> None:
+        wait_for(
+            "every Application Synced and Healthy",
+            self.cluster.health.applications,
+            timeout,
+            progress=lambda: applications_summary(self.cfg)["line"],
+        )
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        result = subprocess.run(
+            ["git", *args], cwd=cwd or self.repo, capture_output=True, text=True, check=True
+        )
+        return result.stdout.strip()
+
+
+def _processes_of(state_dir: Path) -> list[str]:
+    result = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    return [line for line in result.stdout.splitlines() if str(state_dir) in line and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    stack = str(request.param)
+    state_dir = Path(tempfile.mkdtemp(prefix=f"its-cluster-{stack}-"))
+    repo = state_dir / "repo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(REPO_ROOT), str(repo)], check=True)
+    os.environ["ITS_CLUSTER_REPO"] = f"file://{repo}"
+    cluster = Cluster(ClusterConfig.load(state_dir=state_dir, port_base=PORT_BASE, stack=stack))
+    started = time.monotonic()
+    try:
+        cluster.up()
+        yield LocalCluster(cluster, repo, time.monotonic() - started)
+    finally:
+        cluster.supervisor.shutdown()
+        leftovers = _processes_of(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.environ.pop("ITS_CLUSTER_REPO", None)
+        assert not leftovers, f"processes outlived cluster-down: {leftovers}"
