@@ -24,7 +24,7 @@ from kubernetes import client
 from app.common.paths import REPO_ROOT
 from infra.cluster.cli import Cluster
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
-from infra.cluster.health import api_client, applications_summary, wait_for
+from infra.cluster.health import api_client, applications, applications_summary, wait_for
 
 PORT_BASE = int(os.environ.get("ITS_TEST_CLUSTER_PORT_BASE", "37000"))
 APP_NAMESPACE = "its"
@@ -35,6 +35,9 @@ class LocalCluster:
     cluster: Cluster
     repo: Path  # the bare clone ArgoCD reads
     up_seconds: float
+    # The Applications as they were when everything first became healthy, before any test
+    # changed them (the wave-order evidence lives in their first sync's status).
+    first_sync: list[dict[str, Any]]
 
     @property
     def cfg(self) -> ClusterConfig:
@@ -112,7 +115,8 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     started = time.monotonic()
     try:
         cluster.up()
-        yield LocalCluster(cluster, repo, time.monotonic() - started)
+        up_seconds = time.monotonic() - started
+        yield LocalCluster(cluster, repo, up_seconds, applications(cluster.cfg))
     finally:
         cluster.supervisor.shutdown()
         leftovers = _processes_of(state_dir)

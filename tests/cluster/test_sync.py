@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from infra.cluster.argocd import kubectl
 from infra.cluster.config import ARGOCD_NAMESPACE
 from tests.charts.helm import charts
 from tests.cluster.conftest import APP_NAMESPACE, LocalCluster
@@ -26,30 +28,44 @@ def test_every_application_of_this_repository_is_synced_and_healthy(local_cluste
         status = app["status"]
         assert status["sync"]["status"] == "Synced", (app["metadata"]["name"], status.get("conditions"))
         assert status["health"]["status"] == "Healthy", (app["metadata"]["name"], status.get("conditions"))
-        assert status["sync"]["revision"] == local_cluster.git("rev-parse", "HEAD")
+        # Multi-source Applications report one revision per source: all of them this HEAD.
+        revisions = status["sync"].get("revisions") or [status["sync"]["revision"]]
+        assert set(revisions) == {local_cluster.git("rev-parse", "HEAD")}, app["metadata"]["name"]
     print(
         f"\n[{local_cluster.stack}] cluster-up to all Applications healthy: {local_cluster.up_seconds:.1f}s"
     )
 
 
+def _created(local_cluster: LocalCluster, resource: dict[str, Any]) -> dict[str, Any]:
+    kind = resource["kind"] + (f".{resource['group']}" if resource.get("group") else "")
+    scope = ["-n", resource["namespace"]] if resource.get("namespace") else []
+    text = kubectl(local_cluster.cfg, "get", kind, resource["name"], *scope, "-o", "json")
+    return cast(dict[str, Any], json.loads(text))
+
+
 def test_waves_are_applied_in_order(local_cluster: LocalCluster) -> None:
-    """The project before the Applications; the data stacks' configuration Healthy before the
-    app's Application exists; inside the app, identities before the migration, and the
-    migration complete before the Deployments exist."""
+    """The project before the Applications; every object of the data stacks' configuration
+    created (and each Job complete) before the app's Application exists; inside the app,
+    identities before the migration, and the migration complete before the Deployments."""
     project = local_cluster.custom.get_namespaced_custom_object(
         "argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "appprojects", "its-camera-ai"
     )
-    app = local_cluster.application(APP)
-    app_created = _time(app["metadata"]["creationTimestamp"])
+    first = {a["metadata"]["name"]: a for a in local_cluster.first_sync}
+    app_created = _time(first[APP]["metadata"]["creationTimestamp"])
     assert _time(project["metadata"]["creationTimestamp"]) <= app_created
+    checked = 0
     for chart in charts():
         if chart == APP:
             continue
-        config = local_cluster.application(chart)
-        first_sync_done = _time(config["status"]["operationState"]["finishedAt"])
-        assert first_sync_done <= app_created, f"{chart} finished syncing after {APP} was created"
-    core, apps, batch = local_cluster.core, local_cluster.apps, local_cluster.batch
-    accounts = core.list_namespaced_service_account(
+        for resource in first[chart]["status"].get("resources", []):
+            obj = _created(local_cluster, resource)
+            assert _time(obj["metadata"]["creationTimestamp"]) <= app_created, (chart, resource["name"])
+            if resource["kind"] == "Job":
+                assert _time(obj["status"]["completionTime"]) <= app_created, (chart, resource["name"])
+            checked += 1
+    assert checked, "no configuration object to order: the charts rendered nothing"
+    apps, batch = local_cluster.apps, local_cluster.batch
+    accounts = local_cluster.core.list_namespaced_service_account(
         APP_NAMESPACE, label_selector="app.kubernetes.io/part-of=its-camera-ai"
     ).items
     (job,) = batch.list_namespaced_job(APP_NAMESPACE).items
