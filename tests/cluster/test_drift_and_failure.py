@@ -63,6 +63,22 @@ def _push_broken_branch(local_cluster: LocalCluster, tmp_path: Path) -> str:
     return local_cluster.git("rev-parse", "scratch-broken")
 
 
+def _running(local_cluster: LocalCluster) -> dict[str, int]:
+    """Each Deployment of the app and its ready replicas, once no rollout is in flight."""
+
+    def settled() -> bool:
+        deployments = local_cluster.apps.list_namespaced_deployment(APP_NAMESPACE).items
+        return all(
+            (d.status.updated_replicas or 0) == d.spec.replicas == (d.status.ready_replicas or 0)
+            and (d.status.replicas or 0) == d.spec.replicas
+            for d in deployments
+        )
+
+    _within(120, settled)
+    deployments = local_cluster.apps.list_namespaced_deployment(APP_NAMESPACE).items
+    return {d.metadata.name: d.status.ready_replicas for d in deployments}
+
+
 def _point_tree_at(local_cluster: LocalCluster, revision: str) -> None:
     root = local_cluster.application("its-bootstrap")
     sources = root["spec"]["sources"]
@@ -76,7 +92,7 @@ def test_a_broken_manifest_fails_its_sync_and_removes_nothing(
     local_cluster: LocalCluster, tmp_path: Path
 ) -> None:
     core = local_cluster.core
-    running_before = {p.metadata.name for p in core.list_namespaced_pod(APP_NAMESPACE).items}
+    running_before = _running(local_cluster)
     revision = _push_broken_branch(local_cluster, tmp_path)
     _point_tree_at(local_cluster, "scratch-broken")
     try:
@@ -95,9 +111,8 @@ def test_a_broken_manifest_fails_its_sync_and_removes_nothing(
         app = local_cluster.application("its-camera-ai")
         assert app["status"]["sync"]["status"] == "OutOfSync"
         assert app["status"]["health"]["status"] in {"Healthy", "Degraded", "Missing", "Progressing"}
-        # Nothing that was running has been removed.
-        still = {p.metadata.name for p in core.list_namespaced_pod(APP_NAMESPACE).items}
-        assert running_before <= still
+        # Nothing that was running has been removed: every workload, its ready pods, the Service.
+        assert _running(local_cluster) == running_before
         core.read_namespaced_service(API, APP_NAMESPACE)
     finally:
         # Terminate the retrying sync (as `argocd app terminate-op`), then go back to HEAD.
