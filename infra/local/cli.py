@@ -9,7 +9,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
+from infra.local import backup
 from infra.local.config import SHARED, LocalPlatformConfig, PlatformConfigError
 from infra.local.health import Health, HealthChecks, wait_until
 from infra.local.programs import START_ORDER
@@ -136,11 +138,6 @@ class Platform:
         for name, check in self.checks.by_service().items():
             health = check() if running else Health(False, [], {"supervisor": "not running"})
             report[name] = asdict(health)
-        # The local Kubernetes cluster (make cluster-up) reports beside the data stacks.
-        from infra.cluster.config import ClusterConfig
-        from infra.cluster.health import ClusterHealth
-
-        report.update(ClusterHealth(ClusterConfig.load()).status())
         return report
 
     def unsealer(self) -> None:
@@ -175,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="print one JSON object: endpoints and health of each service")
     sub.add_parser("smoke", help="frame in, detection out, through the running platform")
     sub.add_parser("unsealer", help=argparse.SUPPRESS)
+    sub.add_parser("backup", help="PostgreSQL base backup to s3://its-backups/postgres/base/")
+    restore = sub.add_parser("restore", help="newest backup into a new data dir, served on --port")
+    restore.add_argument("--data-dir", type=Path, required=True)
+    restore.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     try:
         platform = Platform(LocalPlatformConfig.load())
@@ -187,10 +188,21 @@ def main(argv: list[str] | None = None) -> int:
         platform.down()
     elif args.command == "status":
         report = platform.status()
+        healthy = all(s["healthy"] for s in report.values())
+        # The local Kubernetes cluster (make cluster-up) is reported beside the data stacks; it
+        # is optional, so it does not decide the exit code.
+        from infra.cluster.config import ClusterConfig
+        from infra.cluster.health import ClusterHealth
+
+        report.update(ClusterHealth(ClusterConfig.load()).status())
         print(json.dumps(report, indent=2, default=str))
-        return 0 if all(s["healthy"] for s in report.values()) else 1
+        return 0 if healthy else 1
     elif args.command == "smoke":
         platform.smoke()
     elif args.command == "unsealer":
         platform.unsealer()
+    elif args.command == "backup":
+        print(backup.describe(backup.backup(platform.cfg, platform.secrets)))
+    elif args.command == "restore":
+        print(backup.describe(backup.restore(platform.cfg, platform.secrets, args.data_dir, args.port)))
     return 0

@@ -16,10 +16,12 @@ class DrillResult:
     lost: int
     failed_attempts: int
     detail: dict[str, object] = field(default_factory=dict)
+    # What recovery_seconds measures, for the summary line.
+    recovered: str = "writes back"
 
     def summary(self) -> str:
         return (
-            f"{self.name}: writes back after {self.recovery_seconds:.1f}s, "
+            f"{self.name}: {self.recovered} after {self.recovery_seconds:.1f}s, "
             f"{self.acknowledged} acknowledged, {self.lost} lost, {self.failed_attempts} failed attempts"
         )
 

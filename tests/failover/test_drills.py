@@ -14,6 +14,8 @@ pytestmark = pytest.mark.platform
 # Seconds until writes succeed again. The platform's RTO is 15 minutes; these bounds are what
 # the local settings (Sentinel down-after 5 s, Patroni TTL 20 s, KRaft session timeout) allow.
 RECOVERY_BOUNDS = {"redis": 30.0, "postgres": 60.0, "kafka": 60.0, "minio": 10.0, "vault": 30.0}
+# A restore from the MinIO backup after losing both members: the RTO itself.
+RECOVERY_BOUNDS["postgres-restore"] = 15 * 60.0
 
 
 @pytest.mark.parametrize("drill", list(DRILLS))
