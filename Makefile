@@ -46,8 +46,10 @@ PROFILE ?= short
 loadtest:
 	@$(PY) -m loadtests.slo --profile $(PROFILE)
 
+# TARGET=cluster runs the same faults on the cluster of KUBECONFIG (pod deletion, timed).
+TARGET ?= local
 failover:
-	@$(PY) -m loadtests.failover
+	@$(PY) -m loadtests.failover --target $(TARGET)
 
 lint:
 	@echo "==> [lint] ruff check, ruff format --check, mypy"
