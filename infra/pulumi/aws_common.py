@@ -137,3 +137,28 @@ def logs_kms_key(
         tags=dict(tags),
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )
+
+
+def encrypted_log_group(
+    name: str,
+    *,
+    log_name: str,
+    retention_days: int,
+    region: str,
+    description: str,
+    tags: Mapping[str, str],
+    protect: bool,
+    parent: pulumi.Resource,
+) -> aws.cloudwatch.LogGroup:
+    """A CloudWatch log group encrypted with its own rotating KMS key (flow logs, control plane)."""
+    key = logs_kms_key(
+        name, region=region, description=description, tags=tags, protect=protect, parent=parent
+    )
+    return aws.cloudwatch.LogGroup(
+        name,
+        name=log_name,
+        retention_in_days=retention_days,
+        kms_key_id=key.arn,
+        tags=dict(tags),
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )

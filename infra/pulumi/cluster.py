@@ -11,7 +11,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.pulumi.aws_common import STS_AUDIENCE, logs_kms_key, managed_policy_arn, service_trust_policy
+from infra.pulumi.aws_common import (
+    STS_AUDIENCE,
+    encrypted_log_group,
+    managed_policy_arn,
+    service_trust_policy,
+)
 from infra.pulumi.config import AccessEntry
 
 ACCESS_POLICIES = {
@@ -90,22 +95,16 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        logs_key = logs_kms_key(
-            f"{name}-logs",
+        # Created before the cluster so EKS writes into a group with our retention and key.
+        log_group = encrypted_log_group(
+            f"{name}-control-plane",
+            log_name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_days=args.log_retention_days,
             region=args.region,
             description=f"Control-plane logs of {args.cluster_name}",
             tags=tags,
             protect=args.protect,
             parent=self,
-        )
-        # Created before the cluster so EKS writes into a group with our retention and key.
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-control-plane",
-            name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=logs_key.arn,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
 
         role = aws.iam.Role(

@@ -11,7 +11,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from infra.pulumi.aws_common import logs_kms_key, service_trust_policy
+from infra.pulumi.aws_common import encrypted_log_group, service_trust_policy
 
 # Interface endpoints nodes need to pull images and get IRSA credentials without a NAT hop.
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts")
@@ -214,21 +214,15 @@ class Network(pulumi.ComponentResource):
 
     def _flow_logs(self, name: str, args: NetworkArgs, tags: dict[str, str]) -> aws.ec2.FlowLog:
         child = pulumi.ResourceOptions(parent=self)
-        key = logs_kms_key(
+        log_group = encrypted_log_group(
             f"{name}-flow-logs",
+            log_name=f"/aws/vpc/{args.cluster_name}/flow-logs",
+            retention_days=args.flow_log_retention_days,
             region=args.region,
             description=f"VPC flow logs of {args.cluster_name}",
             tags=tags,
             protect=args.protect,
             parent=self,
-        )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs",
-            name=f"/aws/vpc/{args.cluster_name}/flow-logs",
-            retention_in_days=args.flow_log_retention_days,
-            kms_key_id=key.arn,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",
