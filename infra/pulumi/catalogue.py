@@ -63,6 +63,23 @@ class Release(BaseModel):
         return merged
 
 
+def _with_program_values(
+    release: Release, values: dict[str, Any], program_values: Mapping[str, Any], path: str = ""
+) -> dict[str, Any]:
+    merged = dict(values)
+    for key, value in program_values.items():
+        here = f"{path}{key}"
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _with_program_values(release, dict(merged[key]), value, here + ".")
+        elif key in merged:
+            raise CatalogueError(
+                f"values/{release.name}: {here} is set by the program; remove it from the files"
+            )
+        else:
+            merged[key] = value
+    return merged
+
+
 def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Helm's merge of values files: nested maps merge, anything else replaces, null deletes."""
     out = copy.deepcopy(dict(base))
@@ -114,8 +131,11 @@ def helm_release(
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
     protect: bool = False,
+    program_values: Mapping[str, Any] | None = None,
 ) -> k8s.helm.v3.Release:
-    """A catalogue entry as a Helm release: its exact chart version, repository and values."""
+    """A catalogue entry as a Helm release: its exact chart version, repository and values.
+    program_values are what only the program knows (a cluster name, an IRSA role's ARN); they
+    go over the files' values and must not repeat a key the files set."""
     stateful = release.name in STATEFUL_RELEASES
     return k8s.helm.v3.Release(
         release.name,
@@ -126,7 +146,7 @@ def helm_release(
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=release.repo),
             namespace=release.namespace,
             create_namespace=True,
-            values=release.values(environment),
+            values=_with_program_values(release, release.values(environment), program_values or {}),
             description=release.description,
             # A failed upgrade of a data stack is left for an operator, never rolled back blindly.
             atomic=not stateful,

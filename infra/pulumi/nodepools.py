@@ -1,9 +1,11 @@
 """NodePools: one EKS managed node group per configured pool, their IAM role and launch templates,
-the cluster-autoscaler node-template tags (scale from zero) and, when a GPU pool exists, the NVIDIA
-device plugin that advertises nvidia.com/gpu."""
+the cluster-autoscaler that sizes them (with its IRSA role and the node-template tags that let it
+scale a pool from zero) and, when a GPU pool exists, the NVIDIA device plugin that advertises
+nvidia.com/gpu."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -11,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.pulumi.aws_common import managed_policy_arn, service_trust_policy
+from infra.pulumi.aws_common import irsa_role, managed_policy_arn, service_trust_policy
 from infra.pulumi.catalogue import Catalogue, helm_release
 from infra.pulumi.config import GPU_RESOURCE, NodePool
 
@@ -24,6 +26,50 @@ EKS_TAINT_EFFECTS = {
 }
 AUTOSCALER_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 DEVICE_PLUGIN_RELEASE = "nvidia-device-plugin"
+AUTOSCALER_RELEASE = "cluster-autoscaler"
+AUTOSCALER_NAMESPACE = "kube-system"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+
+
+def autoscaler_policy(cluster_name: str) -> str:
+    """What cluster-autoscaler may do: read every group, but resize or shrink only the groups
+    EKS tagged as this cluster's (k8s.io/cluster-autoscaler/<cluster>=owned)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "Discover",
+                    "Effect": "Allow",
+                    "Action": [
+                        "autoscaling:DescribeAutoScalingGroups",
+                        "autoscaling:DescribeAutoScalingInstances",
+                        "autoscaling:DescribeLaunchConfigurations",
+                        "autoscaling:DescribeScalingActivities",
+                        "autoscaling:DescribeTags",
+                        "ec2:DescribeImages",
+                        "ec2:DescribeInstanceTypes",
+                        "ec2:DescribeLaunchTemplateVersions",
+                        "ec2:GetInstanceTypesFromInstanceRequirements",
+                        "eks:DescribeNodegroup",
+                    ],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "ResizeOwnGroups",
+                    "Effect": "Allow",
+                    "Action": [
+                        "autoscaling:SetDesiredCapacity",
+                        "autoscaling:TerminateInstanceInAutoScalingGroup",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}
+                    },
+                },
+            ],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -40,6 +86,10 @@ class NodePoolsArgs:
     catalogue: Catalogue
     enabled_releases: Sequence[str]
     provider: k8s.Provider
+    region: str
+    # IRSA of the cluster-autoscaler.
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -78,19 +128,52 @@ class NodePools(pulumi.ComponentResource):
         for pool in args.pools:
             self.node_groups[pool.name] = self._node_group(name, args, pool, tags, attachments)
 
-        self.gpu_releases: list[k8s.helm.v3.Release] = []
+        # The releases of this component: the device plugin and the autoscaler.
+        self.releases: dict[str, k8s.helm.v3.Release] = {}
         if any(p.gpu for p in args.pools) and DEVICE_PLUGIN_RELEASE in args.enabled_releases:
-            self.gpu_releases.append(
-                helm_release(
-                    args.catalogue.release(DEVICE_PLUGIN_RELEASE),
-                    environment=args.environment,
-                    provider=args.provider,
-                    parent=self,
-                    depends_on=[*args.depends_on, *self.node_groups.values()],
-                )
+            self.releases[DEVICE_PLUGIN_RELEASE] = helm_release(
+                args.catalogue.release(DEVICE_PLUGIN_RELEASE),
+                environment=args.environment,
+                provider=args.provider,
+                parent=self,
+                depends_on=[*args.depends_on, *self.node_groups.values()],
             )
+        if AUTOSCALER_RELEASE in args.enabled_releases:
+            self.releases[AUTOSCALER_RELEASE] = self._autoscaler(name, args, tags)
 
         self.register_outputs({"nodeGroups": {n: g.node_group_name for n, g in self.node_groups.items()}})
+
+    def _autoscaler(self, name: str, args: NodePoolsArgs, tags: dict[str, str]) -> k8s.helm.v3.Release:
+        policy = aws.iam.Policy(
+            f"{name}-autoscaler",
+            description=f"cluster-autoscaler of {args.cluster_display_name}",
+            policy=autoscaler_policy(args.cluster_display_name),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        role = irsa_role(
+            f"{name}-autoscaler",
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            namespace=AUTOSCALER_NAMESPACE,
+            service_account=AUTOSCALER_SERVICE_ACCOUNT,
+            policy_arns=[policy.arn],
+            tags=tags,
+            parent=self,
+        )
+        return helm_release(
+            args.catalogue.release(AUTOSCALER_RELEASE),
+            environment=args.environment,
+            provider=args.provider,
+            parent=self,
+            depends_on=[*args.depends_on, *self.node_groups.values()],
+            # Only the program knows these; the files hold everything else.
+            program_values={
+                "awsRegion": args.region,
+                "autoDiscovery": {"clusterName": args.cluster_display_name},
+                "rbac": {"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
+            },
+        )
 
     def _node_group(
         self,

@@ -25,7 +25,7 @@ STRIMZI_API = "kafka.strimzi.io/v1beta2"
 class PlatformArgs:
     environment: str
     catalogue: Catalogue
-    # Releases of this component (the device plugin belongs to NodePools).
+    # Releases of this component (the device plugin and the autoscaler belong to NodePools).
     releases: Sequence[str]
     kafka: KafkaConfig
     provider: k8s.Provider
@@ -101,7 +101,7 @@ class Platform(pulumi.ComponentResource):
         super().__init__("its:platform:Platform", name, None, opts)
         self.releases: dict[str, k8s.helm.v3.Release] = {}
         previous_waves: list[pulumi.Resource] = list(args.depends_on)
-        # A wave waits for every earlier wave (the order ArgoCD's sync waves give the same files).
+        # A wave waits for every earlier wave: operators and their CRDs before what uses them.
         for _, wave in groupby(args.catalogue.in_wave_order(args.releases), key=lambda r: r.sync_wave):
             created = {
                 release.name: helm_release(

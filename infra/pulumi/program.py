@@ -10,7 +10,7 @@ from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
 from infra.pulumi.config import StackConfig, from_pulumi
 from infra.pulumi.network import Network, NetworkArgs
-from infra.pulumi.nodepools import DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
+from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
 from infra.pulumi.platform import Platform, PlatformArgs
 
 ARGOCD_RELEASE = "argocd"
@@ -74,6 +74,9 @@ def run(config: StackConfig | None = None) -> None:
             catalogue=catalogue,
             enabled_releases=cfg.platform.releases,
             provider=cluster.provider,
+            region=cfg.region,
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
             depends_on=cluster.addons,
         ),
     )
@@ -94,7 +97,9 @@ def run(config: StackConfig | None = None) -> None:
         PlatformArgs(
             environment=cfg.environment,
             catalogue=catalogue,
-            releases=[r for r in cfg.platform.releases if r != DEVICE_PLUGIN_RELEASE],
+            releases=[
+                r for r in cfg.platform.releases if r not in (DEVICE_PLUGIN_RELEASE, AUTOSCALER_RELEASE)
+            ],
             kafka=cfg.platform.kafka,
             provider=cluster.provider,
             protect=cfg.protect_stateful_resources,
@@ -107,14 +112,15 @@ def run(config: StackConfig | None = None) -> None:
             AppArgs(
                 environment=cfg.environment,
                 provider=cluster.provider,
-                depends_on=[*platform.releases.values(), *platform.kafka_resources, *node_pools.gpu_releases],
+                depends_on=[
+                    *platform.releases.values(),
+                    *platform.kafka_resources,
+                    *node_pools.releases.values(),
+                ],
             ),
         )
 
-    all_releases = {
-        **platform.releases,
-        **{r: node_pools.gpu_releases[0] for r in [DEVICE_PLUGIN_RELEASE] if node_pools.gpu_releases},
-    }
+    all_releases = {**platform.releases, **node_pools.releases}
     pulumi.export("vpcId", network.vpc.id)
     pulumi.export("privateSubnetIds", [s.id for s in network.private_subnets])
     pulumi.export("publicSubnetIds", [s.id for s in network.public_subnets])

@@ -265,7 +265,7 @@ def test_network_policies_deny_by_default_and_allow_only_the_app_flows(env: str)
         for rule in policies["its-camera-ai-api"]["ingress"]
         for peer in rule["from"]
     }
-    assert {"ingress-nginx", "monitoring"} <= api_sources
+    assert {"traefik", "monitoring"} <= api_sources
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -50,6 +50,8 @@ def test_catalogue_schema_and_exact_pins() -> None:
         "argocd": "argocd",
         "nvidia-device-plugin": "gpu-operator",
         "dcgm-exporter": "gpu-operator",
+        "traefik": "traefik",
+        "cluster-autoscaler": "kube-system",
     }
     assert {n: load_catalogue().release(n).namespace for n in names} == expected
     waves = {r.name: r.sync_wave for r in load_catalogue().releases}
@@ -116,6 +118,24 @@ def test_data_stacks_answer_where_the_app_looks(env: str) -> None:
     assert minio["image"]["repository"].startswith("quay.io/minio/")  # Docker Hub's copies are gone
     assert app["vault"]["addr"] == "http://openbao.vault.svc:8200"
     assert app["kafka"]["bootstrapServers"] == "its-kafka-kafka-bootstrap.kafka.svc:9092"
+
+
+@pytest.mark.parametrize("env", STACKS)
+def test_the_app_ingress_goes_through_the_platform_s_ingress_controller(env: str) -> None:
+    """The app's Ingress names the class the catalogue's controller serves, its NetworkPolicy
+    lets that controller's namespace in, and the controller publishes its address on the
+    Ingress (what ArgoCD's Ingress health waits for)."""
+    controller = load_catalogue().release("traefik")
+    served = controller.values(env)
+    chart = yaml.safe_load((REPO_ROOT / "infrastructure/helm/charts/its-camera-ai/values.yaml").read_text())
+    env_values = yaml.safe_load(
+        (REPO_ROOT / f"infrastructure/gitops/envs/{env}/values/its-camera-ai.yaml").read_text()
+    )
+    app = merge_values(chart, env_values)
+    assert "traefik" in load_stack_file(env).platform.releases
+    assert app["api"]["ingress"]["className"] == served["ingressClass"]["name"]
+    assert app["networkPolicy"]["ingressControllerNamespace"] == controller.namespace
+    assert served["providers"]["kubernetesIngress"]["publishedService"]["enabled"] is True
 
 
 def test_redis_values_agree_with_infrastructure_redis() -> None:

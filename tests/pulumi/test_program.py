@@ -116,23 +116,23 @@ def test_oidc_provider_and_addons(run: StackRun) -> None:
 
 
 def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
-    irsa = [
-        r
+    irsa = {
+        r.name: r
         for r in run.of_type("aws:iam/role:Role")
         if "AssumeRoleWithWebIdentity" in r.inputs["assumeRolePolicy"]
-    ]
-    assert [r.name for r in irsa] == ["addons-ebs-csi"]
-    (statement,) = json.loads(irsa[0].inputs["assumeRolePolicy"])["Statement"]
-    assert statement["Principal"]["Federated"].endswith(
-        ":oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
-    )
-    issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
-    assert statement["Condition"] == {
-        "StringEquals": {
-            f"{issuer}:sub": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
-            f"{issuer}:aud": "sts.amazonaws.com",
-        }
     }
+    expected = {
+        "addons-ebs-csi": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
+        "nodepools-autoscaler": "system:serviceaccount:kube-system:cluster-autoscaler",
+    }
+    assert set(irsa) == set(expected)
+    issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+    for name, subject in expected.items():
+        (statement,) = json.loads(irsa[name].inputs["assumeRolePolicy"])["Statement"]
+        assert statement["Principal"]["Federated"].endswith(f":oidc-provider/{issuer}")
+        assert statement["Condition"] == {
+            "StringEquals": {f"{issuer}:sub": subject, f"{issuer}:aud": "sts.amazonaws.com"}
+        }, name
     addon = next(
         a for a in run.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"
     )
@@ -217,8 +217,40 @@ def test_every_helm_release_is_the_catalogue_pin(run: StackRun) -> None:
         assert "latest" not in inputs["version"] and not set(inputs["version"]) & set("^~*<>=x |")
         assert inputs["chart"] == entry.chart and inputs["repositoryOpts"]["repo"] == entry.repo
         assert inputs["namespace"] == entry.namespace
+        if name == "cluster-autoscaler":
+            continue  # the files' values plus the program's: test_the_autoscaler_*
         assert inputs["values"] == entry.values(run.stack), name
     assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.platform.releases}
+
+
+def test_the_autoscaler_gets_the_cluster_its_region_and_its_role_and_may_resize_only_its_groups(
+    run: StackRun,
+) -> None:
+    cfg = load_stack_file(run.stack)
+    (release,) = [
+        r.inputs
+        for r in run.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["name"] == "cluster-autoscaler"
+    ]
+    values = release["values"]
+    files = load_catalogue().release("cluster-autoscaler").values(run.stack)
+    assert values["autoDiscovery"] == {"clusterName": cfg.cluster_name}
+    assert values["awsRegion"] == cfg.region
+    account = values["rbac"]["serviceAccount"]
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":nodepools-autoscaler")
+    assert account["name"] == files["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
+    assert values["image"]["tag"].startswith(f"v{cfg.kubernetes_version}.")
+    (policy,) = [p for p in run.of_type("aws:iam/policy:Policy") if p.name == "nodepools-autoscaler"]
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    resize = statements["ResizeOwnGroups"]
+    assert set(resize["Action"]) == {
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+    }
+    assert resize["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cfg.cluster_name}": "owned"}
+    }
+    assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in statements["Discover"]["Action"])
 
 
 def test_stateful_things_are_protected_in_prod(run: StackRun) -> None:
