@@ -62,5 +62,5 @@ format:
 	@$(PY) -m ruff check --fix .
 
 test: install lint
-	@echo "==> [test] pytest (starts its own platform on ports from 35000 under a temporary state dir)"
+	@echo "==> [test] pytest (starts its own platform on ports from 29000 under a temporary state dir)"
 	@$(PY) -m pytest

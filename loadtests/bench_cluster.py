@@ -4,7 +4,7 @@ same run as the baseline.
 
     python -m loadtests.bench_cluster [--stack dev|prod ...]
 
-Each run uses a fresh temporary state directory and ports from 47000, and stops everything after.
+Each run uses a fresh temporary state directory and ports from 30000, and stops everything after.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", action="append", choices=["dev", "staging", "prod"])
     args = parser.parse_args()
-    results = {stack: run(stack, 47000) for stack in args.stack or ["dev", "prod"]}
+    results = {stack: run(stack, 30000) for stack in args.stack or ["dev", "prod"]}
     print("\nstack   control plane   nodes   argocd   all Applications healthy   ratio to control plane")
     for stack, t in results.items():
         baseline = t["control-plane"]

@@ -1,7 +1,7 @@
 """Session fixtures shared by every test folder.
 
 `local_platform` starts the project's own local platform (infra.local) once per test session,
-on loopback ports from ITS_TEST_PORT_BASE (default 35000) under a temporary state directory,
+on loopback ports from ITS_TEST_PORT_BASE (default 29000) under a temporary state directory,
 so it never collides with a developer's `make up`; it is stopped and removed afterwards.
 """
 
@@ -23,7 +23,9 @@ from infra.local.provision.postgres import superuser_dsn
 from infra.local.render import app_environment
 from infra.local.supervisor import Supervisor
 
-TEST_PORT_BASE = int(os.environ.get("ITS_TEST_PORT_BASE", "35000"))
+# Below Linux's ephemeral range (32768-60999): a fixed port there can be taken at any moment
+# by some client's outgoing connection, and a server then fails to bind it.
+TEST_PORT_BASE = int(os.environ.get("ITS_TEST_PORT_BASE", "29000"))
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """A local Kubernetes cluster per stack (dev, then prod), started by the project's own
-`infra.cluster` on loopback ports from ITS_TEST_CLUSTER_PORT_BASE (default 37000) under a
+`infra.cluster` on loopback ports from ITS_TEST_CLUSTER_PORT_BASE (default 31000) under a
 temporary state directory, and stopped afterwards.
 
 ArgoCD reads a bare clone of this checkout made for the session, so tests can push scratch
@@ -26,7 +26,9 @@ from infra.cluster.cli import Cluster
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
 from infra.cluster.health import api_client, applications, applications_summary, wait_for
 
-PORT_BASE = int(os.environ.get("ITS_TEST_CLUSTER_PORT_BASE", "37000"))
+# Below Linux's ephemeral range (32768-60999): a fixed port there can be taken at any moment
+# by some client's outgoing connection, and a server then fails to bind it.
+PORT_BASE = int(os.environ.get("ITS_TEST_CLUSTER_PORT_BASE", "31000"))
 APP_NAMESPACE = "its"
 
 
