@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from app.common.paths import REPO_ROOT
-from infra.local.config import CACHE_DIR, HOST, _read_versions_env
+from infra.local.config import CACHE_DIR, HOST, StateLayout, _read_versions_env
 
 DEFAULT_PORT_BASE = 27000
 STACKS = ("dev", "staging", "prod")
@@ -118,7 +118,7 @@ class ClusterTools:
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
+class ClusterConfig(StateLayout):
     state_dir: Path
     port_base: int
     stack: str
@@ -144,17 +144,6 @@ class ClusterConfig:
     @cached_property
     def tools(self) -> ClusterTools:
         return ClusterTools.locate()
-
-    def path(self, *parts: str) -> Path:
-        return self.state_dir.joinpath(*parts)
-
-    @property
-    def conf_dir(self) -> Path:
-        return self.path("conf")
-
-    @property
-    def log_dir(self) -> Path:
-        return self.path("logs")
 
     @property
     def pki_dir(self) -> Path:

@@ -102,8 +102,26 @@ class PlatformConfigError(ValueError):
     """platform.yaml or an ITS_* override is wrong; the message names the file and key."""
 
 
+class StateLayout:
+    """Where a supervised set of processes (the local platform, the local cluster) keeps its
+    files: everything under one state directory, rendered config in conf/, logs in logs/."""
+
+    state_dir: Path
+
+    def path(self, *parts: str) -> Path:
+        return self.state_dir.joinpath(*parts)
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.path("conf")
+
+    @property
+    def log_dir(self) -> Path:
+        return self.path("logs")
+
+
 @dataclass(frozen=True)
-class LocalPlatformConfig:
+class LocalPlatformConfig(StateLayout):
     file: PlatformFile
     state_dir: Path
     port_base: int
@@ -130,17 +148,6 @@ class LocalPlatformConfig:
     @cached_property
     def tools(self) -> Tools:
         return Tools.locate(_read_versions_env())
-
-    def path(self, *parts: str) -> Path:
-        return self.state_dir.joinpath(*parts)
-
-    @property
-    def conf_dir(self) -> Path:
-        return self.path("conf")
-
-    @property
-    def log_dir(self) -> Path:
-        return self.path("logs")
 
     @property
     def secrets_file(self) -> Path:
