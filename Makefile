@@ -26,7 +26,7 @@ down:
 	@if [ -x $(PY) ]; then $(PY) -m infra.local down; else echo "nothing installed, nothing running"; fi
 
 status:
-	@$(PY) -m infra.local status
+	@$(PY) -m infra.status
 
 STACK ?= dev
 export STACK

@@ -21,10 +21,10 @@ import psycopg
 from PIL import Image
 
 from app.common.settings import Settings
-from app.worker.model import Detector, resolve_weights
-from infra.local.cli import Platform
+from app.worker.detector import Detector, resolve_weights
 from infra.local.config import LocalPlatformConfig
-from infra.local.provision.postgres import superuser_dsn
+from infra.local.platform import Platform
+from infra.local.stacks import App, Postgres
 
 SAMPLES = sorted((Path(__file__).resolve().parents[1] / "app" / "worker" / "samples").glob("*.jpg"))
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     platform = Platform(LocalPlatformConfig.load())
     secrets = platform.secrets
-    api_url = f"http://127.0.0.1:{platform.cfg.ports.api}"
+    api_url = platform.stack(App).api_url
     batch = Settings().worker_batch_size
     baseline = bare_predict_rate(args.frames, batch)
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             posts.append(time.perf_counter() - t0)
             response.raise_for_status()
-        with psycopg.connect(superuser_dsn(platform.cfg, secrets, "its")) as conn:
+        with psycopg.connect(platform.stack(Postgres).superuser_dsn("its")) as conn:
             while True:
                 row = conn.execute(
                     "SELECT count(*) FROM frames WHERE camera_id = %s AND processed_at IS NOT NULL", (camera,)

@@ -10,8 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.local.cli import Platform
 from infra.local.config import LocalPlatformConfig
+from infra.local.platform import Platform
+from infra.local.stacks import App
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     platform = Platform(LocalPlatformConfig.load())
     keys = {role: str(platform.secrets[f"api_key_{role}"]) for role in ("operator", "camera", "viewer")}
     args.reports.mkdir(parents=True, exist_ok=True)
-    api_url = f"http://127.0.0.1:{platform.cfg.ports.api}"
+    api_url = platform.stack(App).api_url
     return subprocess.run(
         locust_command(api_url, keys, PROFILES[args.profile], args.reports), check=False
     ).returncode

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.cli import Platform
-from infra.local.config import HOST, LocalPlatformConfig
-from infra.local.provision.postgres import superuser_dsn
-from infra.local.render import app_environment
-from infra.local.supervisor import Supervisor
+from infra.kernel.supervisor import Supervisor
+from infra.local.config import LocalPlatformConfig
+from infra.local.platform import Platform
+from infra.local.stacks import App, Postgres
 
 # Below Linux's ephemeral range (32768-60999): a fixed port there can be taken at any moment
 # by some client's outgoing connection, and a server then fails to bind it.
@@ -44,7 +43,7 @@ class RunningPlatform:
 
     @property
     def api_url(self) -> str:
-        return f"http://{HOST}:{self.cfg.ports.api}"
+        return self.platform.stack(App).api_url
 
     @property
     def operator_key(self) -> str:
@@ -61,10 +60,10 @@ class RunningPlatform:
     @property
     def database_dsn(self) -> str:
         """Superuser DSN of the `its` database, through HAProxy (always the primary)."""
-        return superuser_dsn(self.cfg, self.platform.secrets, "its")
+        return self.platform.stack(Postgres).superuser_dsn("its")
 
     def app_env(self, identity: str = "its-worker") -> dict[str, str]:
-        return dict(app_environment(self.cfg, self.platform.secrets)[identity])
+        return self.platform.stack(App).environment(identity)
 
 
 def _platform_processes(state_dir: Path) -> list[str]:

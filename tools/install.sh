@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the local platform and the tests need, idempotently.
 #
-#   tools/install.sh [step ...]     steps: apt python patroni kafka minio vault helm kustomize
-#                                   checkov timescale kubernetes kwok argocd
-#                                   (no step = all of them)
+#   tools/install.sh [step ...]     steps: toolchains apt python patroni kafka minio vault helm
+#                                   kustomize checkov timescale kubernetes kwok argocd
+#                                   (no step = all of them; toolchains is checked before any)
 #
 # Builds are cached by version under $ITS_CACHE_DIR (default ~/.cache/its-camera-ai), outside
 # the clone, so a fresh clone on the same machine reuses them; a version bump in
@@ -38,6 +38,56 @@ with_heartbeat() {
   ok "$label built in $((SECONDS - start))s"
 }
 
+# The toolchains the builds need, with the oldest version each is known to work with.
+# Debian provides some (installed here when missing); the rest must be on PATH already, and a
+# missing or too old one stops the install with one line that names it.
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+need_tool() {  # label command minimum "how to read its version" [debian package]
+  local label="$1" cmd="$2" minimum="$3" probe="$4" package="${5:-}"
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ -n "$package" ]; then
+    apt_install "$package"
+  fi
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    echo "tools/install.sh: $label $minimum or newer is needed and '$cmd' is not on PATH" \
+      "${package:+(Debian: $package)}${package:-(not packaged by Debian in a new enough version)}" >&2
+    exit 1
+  fi
+  local have; have=$(eval "$probe" 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)+' | head -1)
+  if ! version_ge "$have" "$minimum"; then
+    echo "tools/install.sh: $label $minimum or newer is needed; '$cmd' is $have" >&2
+    exit 1
+  fi
+  ok "$label $have (>= $minimum)"
+}
+
+install_toolchains() {
+  step "toolchains"
+  # Go: the newest `go` directive of the wrapper modules (tools/*/go.mod) is what they build with.
+  local go_min; go_min=$(grep -h '^go ' "$ROOT"/tools/*/go.mod | awk '{print $2}' | sort -V | tail -1)
+  need_tool Go go "$go_min" "go version"
+  # Rust: RustyVault 0.2.1 builds with the 2021 edition's cargo; 1.74 is the oldest tried.
+  need_tool Rust cargo 1.74 "cargo --version"
+  need_tool Java java 17 "java -version 2>&1" openjdk-17-jre-headless
+  need_tool Maven mvn 3.6.3 "mvn -v" maven
+  # The Timescale engine (PGlite) and its socket server are ES modules for Node 18+.
+  need_tool Node node 18 "node --version" nodejs
+  need_tool npm npm 9 "npm --version" npm
+  need_tool "Python 3.11" python3.11 3.11 "python3.11 --version" python3.11-venv
+}
+
+apt_install() {  # packages...: install what is missing, with no service started
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # The platform runs its own server processes under supervisord: keep the packages'
+  # init scripts from starting system-wide copies on the same ports during install.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+  fi
+  echo "    installing: $*"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
 install_apt() {
   step "Debian packages (tools/apt-packages.txt)"
   mapfile -t pkgs < <(grep -v -e '^#' -e '^$' "$ROOT/tools/apt-packages.txt")
@@ -46,16 +96,7 @@ install_apt() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then ok "all ${#pkgs[@]} present"; return; fi
-  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  # The platform runs its own server processes under supervisord: keep the packages'
-  # init scripts from starting system-wide copies on the same ports during install.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-    $sudo chmod +x /usr/sbin/policy-rc.d
-  fi
-  echo "    installing: ${missing[*]}"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
 }
 
 install_python() {
@@ -223,8 +264,10 @@ install_timescale() {
 
 ALL=(apt python patroni kafka minio vault helm kustomize checkov timescale kubernetes kwok argocd)
 steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=("${ALL[@]}")
+install_toolchains
 for s in "${steps[@]}"; do
   case "$s" in
+    toolchains) ;;
     apt|python|patroni|kafka|minio|vault|helm|kustomize|checkov|timescale|kubernetes|kwok|argocd) "install_$s" ;;
     *) echo "tools/install.sh: unknown step '$s' (known: ${ALL[*]})" >&2; exit 2 ;;
   esac

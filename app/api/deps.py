@@ -11,6 +11,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from redis.exceptions import RedisError
 
 from app.api.state import AppState
+from app.common.contracts import rate_limit_key
 from app.common.secrets import ApiKey
 
 
@@ -25,7 +26,7 @@ State = Annotated[AppState, Depends(get_state)]
 async def _rate_limit(state: AppState, key: str) -> None:
     """Fixed one-minute window per key in Redis (keys carry a TTL, so eviction is safe)."""
     window = int(time.time() // 60)
-    bucket = f"its:ratelimit:{hashlib.sha256(key.encode()).hexdigest()[:16]}:{window}"
+    bucket = rate_limit_key(hashlib.sha256(key.encode()).hexdigest()[:16], window)
     try:
         master = state.sentinel.master_for(state.settings.redis_master_name)
         count = await master.incr(bucket)

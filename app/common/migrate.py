@@ -12,8 +12,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from app.common.paths import INFRASTRUCTURE
-from app.common.timescale import TimescaleMode, TimescaleUnavailableError
+from app.common.timescale_switch import TimescaleMode, TimescaleUnavailableError
+from infra.facts.paths import INFRASTRUCTURE
 
 ALEMBIC_INI = INFRASTRUCTURE / "database" / "alembic.ini"
 

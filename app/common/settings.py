@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.common.timescale import TimescaleMode
+from app.common.timescale_switch import TimescaleMode
+from infra.facts.redis import redis_settings
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "motorcycle", "bicycle")
 
@@ -34,7 +35,8 @@ class Settings(BaseSettings):
     kafka_consumer_group: str = "its-worker"
 
     redis_sentinels: str = "127.0.0.1:26379"
-    redis_master_name: str = "its-redis"
+    # The one definition is infrastructure/redis/redis.yaml (the chart sets it from there too).
+    redis_master_name: str = Field(default_factory=lambda: redis_settings().master_name)
 
     minio_endpoint: str = "127.0.0.1:9000"
     minio_secure: bool = False

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import signal
 import time
@@ -23,19 +22,24 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from PIL import Image
 from pydantic import ValidationError
 
-from app.api.routes.counts import latest_counts_key
 from app.common import clients
-from app.common.model import FrameEvent
+from app.common.contracts import (
+    ALERTS_TOPIC,
+    DETECTIONS_TOPIC,
+    FRAMES_BUCKET,
+    FRAMES_TOPIC,
+    AlertEvent,
+    Detection,
+    DetectionEvent,
+    FrameEvent,
+    latest_counts_key,
+)
 from app.common.secrets import VaultSecrets
 from app.common.settings import Settings
 from app.worker import metrics
-from app.worker.model import Box, Detector, resolve_weights
+from app.worker.detector import Detector, resolve_weights
 
 log = logging.getLogger("app.worker")
-TOPIC = "camera-events"
-DETECTIONS_TOPIC = "vehicle-detections"
-ALERTS_TOPIC = "alerts"
-BUCKET = "its-video"
 COLUMNS = ("ts", "camera_id", "frame_id", "class", "confidence", "x1", "y1", "x2", "y2")
 MAINTENANCE_EVERY = 3600.0
 
@@ -44,7 +48,7 @@ MAINTENANCE_EVERY = 3600.0
 class Frame:
     event: FrameEvent
     image: Image.Image
-    boxes: list[Box]
+    boxes: list[Detection]
     claimed: bool = False  # this delivery recorded it (False: an earlier one already had)
 
 
@@ -78,8 +82,10 @@ class Worker:
             self.settings.worker_metrics_host, self.settings.worker_metrics_port, lambda: self.heartbeat
         )
         self.db = await clients.database_pool(self.settings, self.secrets)
-        self.consumer.subscribe([TOPIC])
-        log.info("worker consuming", extra={"topic": TOPIC, "group": self.settings.kafka_consumer_group})
+        self.consumer.subscribe([FRAMES_TOPIC])
+        log.info(
+            "worker consuming", extra={"topic": FRAMES_TOPIC, "group": self.settings.kafka_consumer_group}
+        )
         try:
             while not self.stopping:
                 self.heartbeat = time.monotonic()
@@ -112,7 +118,7 @@ class Worker:
             log.error("batch failed, will be redelivered", extra={"error": str(error)})
             metrics.FRAMES.labels("failed").inc(len(messages))
             for partition, offset in _first_offsets(messages).items():
-                self.consumer.seek(TopicPartition(TOPIC, partition, offset))
+                self.consumer.seek(TopicPartition(FRAMES_TOPIC, partition, offset))
             await asyncio.sleep(1)
 
     def _load_and_detect(self, messages: list[Message]) -> list[Frame]:
@@ -126,7 +132,7 @@ class Worker:
                 )
         images = []
         for event in events:
-            response = self.store.get_object(BUCKET, event.object_key)
+            response = self.store.get_object(FRAMES_BUCKET, event.object_key)
             try:
                 images.append(Image.open(io.BytesIO(response.read())).convert("RGB"))
             finally:
@@ -189,22 +195,21 @@ class Worker:
     def _publish(self, frames: list[Frame], thresholds: dict[str, int]) -> None:
         for frame in frames:
             event = frame.event
-            payload = {
-                "frame_id": str(event.frame_id),
-                "camera_id": event.camera_id,
-                "captured_at": event.captured_at.isoformat(),
-                "detections": [b.__dict__ for b in frame.boxes],
-            }
-            self.producer.produce(DETECTIONS_TOPIC, key=event.camera_id, value=json.dumps(payload).encode())
+            found = DetectionEvent(
+                frame_id=event.frame_id,
+                camera_id=event.camera_id,
+                captured_at=event.captured_at,
+                detections=frame.boxes,
+            )
+            self.producer.produce(
+                DETECTIONS_TOPIC, key=event.camera_id, value=found.model_dump_json().encode()
+            )
             threshold = thresholds.get(event.camera_id, self.settings.congestion_threshold)
             if len(frame.boxes) >= threshold:
-                alert = {
-                    **payload,
-                    "vehicles": len(frame.boxes),
-                    "threshold": threshold,
-                    "kind": "congestion",
-                }
-                self.producer.produce(ALERTS_TOPIC, key=event.camera_id, value=json.dumps(alert).encode())
+                alert = AlertEvent(**found.model_dump(), vehicles=len(frame.boxes), threshold=threshold)
+                self.producer.produce(
+                    ALERTS_TOPIC, key=event.camera_id, value=alert.model_dump_json().encode()
+                )
                 metrics.ALERTS.inc()
         if self.producer.flush(10):
             raise RuntimeError("detections not acknowledged by Kafka")
@@ -247,7 +252,7 @@ class Worker:
             for tp in self.consumer.position(assignment):
                 _, high = self.consumer.get_watermark_offsets(tp, cached=True)
                 if tp.offset >= 0 and high >= 0:
-                    metrics.LAG.labels(TOPIC, str(tp.partition)).set(max(high - tp.offset, 0))
+                    metrics.LAG.labels(FRAMES_TOPIC, str(tp.partition)).set(max(high - tp.offset, 0))
         except KafkaException:
             return
 

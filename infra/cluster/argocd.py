@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from app.common.paths import INFRASTRUCTURE, REPO_ROOT
 from infra.cluster.config import ARGOCD_NAMESPACE, CLUSTER_NAME, ClusterConfig
-from infra.cluster.health import Check, wait_for
 from infra.cluster.pki import admin_token, ca_pem
+from infra.facts.paths import INFRASTRUCTURE, REPO_ROOT
+from infra.kernel.health import Health, wait_until
 
 MANIFESTS = Path(__file__).with_name("manifests")
 GITOPS = INFRASTRUCTURE / "gitops"
@@ -49,7 +49,7 @@ def install(cfg: ClusterConfig) -> None:
     """CRDs (server-side: the Application CRD is too large for a last-applied annotation),
     ArgoCD's ConfigMaps and Secret, and this cluster as ArgoCD's deployment target."""
     kubectl(cfg, "apply", "--server-side", "--force-conflicts", "-f", str(crds_dir(cfg)))
-    wait_for("ArgoCD's CRDs established", lambda: _established(cfg), 60)
+    wait_until("ArgoCD's CRDs established", lambda: _established(cfg), 60)
     kubectl(cfg, "apply", "--server-side", "--force-conflicts", "-f", str(MANIFESTS / "argocd.yaml"))
     apply(cfg, [server_key(cfg), cluster_secret(cfg)])
 
@@ -67,14 +67,14 @@ def server_key(cfg: ClusterConfig) -> dict[str, Any]:
     }
 
 
-def _established(cfg: ClusterConfig) -> Check:
+def _established(cfg: ClusterConfig) -> Health:
     # `kubectl wait` fails outright while a new CRD has no conditions yet: ask again instead.
     result = subprocess.run(
         ["kubectl", f"--kubeconfig={cfg.kubeconfig}", "wait", "--for=condition=Established",
          "--timeout=5s", "-f", str(crds_dir(cfg))],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    return Check(result.returncode == 0, {"kubectl": result.stderr.strip()[-200:]})
+    return Health(result.returncode == 0, {"kubectl": result.stderr.strip()[-200:]})
 
 
 def cluster_secret(cfg: ClusterConfig) -> dict[str, Any]:

@@ -21,12 +21,12 @@ import httpx
 
 from infra.cluster import argocd
 from infra.cluster.config import ClusterConfig
-from infra.cluster.health import ClusterHealth, applications_summary, wait_for
+from infra.cluster.health import ClusterHealth, applications_summary
 from infra.cluster.nodes import stack_nodes
 from infra.cluster.pki import ensure_pki
 from infra.cluster.programs import START_ORDER, argocd_command, build_programs
-from infra.local.render import write_supervisord_conf
-from infra.local.supervisor import Supervisor
+from infra.kernel.health import wait_until
+from infra.kernel.supervisor import Supervisor, write_supervisord_conf
 
 ARGOCD_COMPONENTS = ("argocd-repo-server", "argocd-application-controller")
 
@@ -55,13 +55,13 @@ class Cluster:
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(cfg.tools.argocd)
-        write_supervisord_conf(cfg, cfg.port_base, build_programs(cfg), START_ORDER)
+        write_supervisord_conf(cfg, f"its-cluster-{cfg.port_base}", build_programs(cfg), START_ORDER)
 
     def _start_group(self, group: str, check: Any, timeout: float) -> None:
         started = time.monotonic()
         log(f"==> [cluster-up] {group}")
         self.supervisor.start_group(group)
-        wait_for(f"{group} healthy", check, timeout)
+        wait_until(f"{group} healthy", check, timeout)
         self._mark(group)
         log(f"    ok: {group} in {time.monotonic() - started:.1f}s")
 
@@ -99,7 +99,7 @@ class Cluster:
         self._start_group("argocd", self.health.argocd_processes, 120)
         log(f"==> [cluster-up] bootstrap infrastructure/gitops/envs/{env} from {argocd.repo_url()}")
         argocd.bootstrap(cfg, env)
-        wait_for(
+        wait_until(
             "every Application of this repository Synced and Healthy",
             self.health.applications,
             600,

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from app.common.paths import REPO_ROOT
-from infra.local.config import CACHE_DIR, HOST, StateLayout, _read_versions_env
+from infra.facts.paths import REPO_ROOT
+from infra.facts.versions import versions
+from infra.kernel.layout import CACHE_DIR, HOST, StateLayout
+from infra.kernel.ports import Ports, port_base_from_env
 
 DEFAULT_PORT_BASE = 27000
 STACKS = ("dev", "staging", "prod")
@@ -24,49 +26,19 @@ ARGOCD_NAMESPACE = "argocd"
 CLUSTER_NAME = "its-local"
 
 
-@dataclass(frozen=True)
-class ClusterPorts:
-    base: int
-
-    @property
-    def etcd_client(self) -> int:
-        return self.base
-
-    @property
-    def etcd_peer(self) -> int:
-        return self.base + 1
-
-    @property
-    def apiserver(self) -> int:
-        return self.base + 10
-
-    @property
-    def controller_manager(self) -> int:
-        return self.base + 11
-
-    @property
-    def scheduler(self) -> int:
-        return self.base + 12
-
-    @property
-    def kwok(self) -> int:
-        return self.base + 13
-
-    @property
-    def argocd_redis(self) -> int:
-        return self.base + 20
-
-    @property
-    def repo_server(self) -> int:
-        return self.base + 21
-
-    @property
-    def repo_server_metrics(self) -> int:
-        return self.base + 22
-
-    @property
-    def controller_metrics(self) -> int:
-        return self.base + 23
+# The cluster's ports: offsets from its base, in the kernel's one port scheme.
+PORT_OFFSETS: dict[str, int] = {
+    "etcd_client": 0,
+    "etcd_peer": 1,
+    "apiserver": 10,
+    "controller_manager": 11,
+    "scheduler": 12,
+    "kwok": 13,
+    "argocd_redis": 20,
+    "repo_server": 21,
+    "repo_server_metrics": 22,
+    "controller_metrics": 23,
+}
 
 
 def _wrapper_key(module_dir: str) -> str:
@@ -88,7 +60,7 @@ class ClusterTools:
 
     @classmethod
     def locate(cls) -> ClusterTools:
-        v = _read_versions_env()
+        v = versions()
         return cls(
             python=Path(os.environ.get("ITS_PYTHON", REPO_ROOT / ".venv" / "bin" / "python")),
             kube_bin=CACHE_DIR / "kubernetes" / f"{v['KUBERNETES_VERSION']}-{_wrapper_key('kube')}" / "bin",
@@ -130,16 +102,14 @@ class ClusterConfig(StateLayout):
         chosen_stack = stack or os.environ.get("STACK", "dev")
         if chosen_stack not in STACKS:
             raise SystemExit(f"STACK: {chosen_stack!r} is not one of {', '.join(STACKS)}")
-        env_base = os.environ.get("ITS_CLUSTER_PORT_BASE", str(DEFAULT_PORT_BASE))
-        if port_base is None and not env_base.isdigit():
-            raise SystemExit(f"ITS_CLUSTER_PORT_BASE: {env_base!r} is not a port number")
+        chosen_base = port_base or port_base_from_env("ITS_CLUSTER_PORT_BASE", DEFAULT_PORT_BASE)
         env_state = os.environ.get("ITS_CLUSTER_STATE_DIR")
         chosen_state = state_dir or (Path(env_state) if env_state else REPO_ROOT / ".state-cluster")
-        return cls(chosen_state.resolve(), port_base or int(env_base), chosen_stack)
+        return cls(chosen_state.resolve(), chosen_base, chosen_stack)
 
     @cached_property
-    def ports(self) -> ClusterPorts:
-        return ClusterPorts(self.port_base)
+    def ports(self) -> Ports:
+        return Ports(self.port_base, PORT_OFFSETS)
 
     @cached_property
     def tools(self) -> ClusterTools:

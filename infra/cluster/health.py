@@ -3,9 +3,6 @@ Applications. Used by `up` to wait, by `status` to report, and by the tests."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
@@ -13,41 +10,8 @@ from kubernetes import client, config
 
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
 from infra.cluster.pki import admin_token
-from infra.local.config import HOST
-
-
-@dataclass
-class Check:
-    healthy: bool
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return self.healthy
-
-
-def wait_for(
-    what: str,
-    check: Callable[[], Check],
-    timeout: float,
-    progress: Callable[[], str] | None = None,
-    every: float = 15,
-) -> Check:
-    """Poll until healthy; print progress on long waits; say what was last seen on a timeout."""
-    deadline = time.monotonic() + timeout
-    next_report = time.monotonic() + every
-    last = Check(False)
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as error:  # not up yet: connection refused, 503, a missing CRD
-            last = Check(False, {"error": str(error)[:300]})
-        if last:
-            return last
-        if time.monotonic() >= next_report:
-            print(f"    ... waiting for {what}: {progress() if progress else last.detail}", flush=True)
-            next_report += every
-        time.sleep(1)
-    raise TimeoutError(f"{what}: not within {timeout:.0f}s; last seen {last.detail}")
+from infra.kernel.health import Health
+from infra.kernel.layout import HOST
 
 
 def api_client(cfg: ClusterConfig) -> client.ApiClient:
@@ -91,11 +55,11 @@ class ClusterHealth:
         # The components serve with certificates of their own making: loopback only.
         return httpx.get(url, headers=headers, verify=False, timeout=3)  # noqa: S501
 
-    def etcd(self) -> Check:
+    def etcd(self) -> Health:
         response = self._get(f"http://{HOST}:{self.cfg.ports.etcd_client}/health")
-        return Check(response.status_code == 200 and response.json().get("health") == "true")
+        return Health(response.status_code == 200 and response.json().get("health") == "true")
 
-    def control_plane(self) -> Check:
+    def control_plane(self) -> Health:
         p = self.cfg.ports
         codes = {
             "kube-apiserver": self._get(f"https://{HOST}:{p.apiserver}/readyz", token=True).status_code,
@@ -104,9 +68,9 @@ class ClusterHealth:
             ).status_code,
             "kube-scheduler": self._get(f"https://{HOST}:{p.scheduler}/healthz").status_code,
         }
-        return Check(all(code == 200 for code in codes.values()), codes)
+        return Health(all(code == 200 for code in codes.values()), codes)
 
-    def nodes(self, expected: int) -> Check:
+    def nodes(self, expected: int) -> Health:
         core = client.CoreV1Api(api_client(self.cfg))
         ready = [
             node
@@ -114,9 +78,9 @@ class ClusterHealth:
             if node.status
             and any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
         ]
-        return Check(len(ready) >= expected, {"ready": len(ready), "expected": expected})
+        return Health(len(ready) >= expected, {"ready": len(ready), "expected": expected})
 
-    def argocd_processes(self) -> Check:
+    def argocd_processes(self) -> Health:
         p = self.cfg.ports
         codes = {
             "argocd-repo-server": self._get(f"http://{HOST}:{p.repo_server_metrics}/metrics").status_code,
@@ -124,13 +88,13 @@ class ClusterHealth:
                 f"http://{HOST}:{p.controller_metrics}/metrics"
             ).status_code,
         }
-        return Check(all(code == 200 for code in codes.values()), codes)
+        return Health(all(code == 200 for code in codes.values()), codes)
 
-    def applications(self) -> Check:
+    def applications(self) -> Health:
         summary = applications_summary(self.cfg)
         # The root plus one Application per chart: the bootstrap has rendered its children.
         healthy = summary["total"] > 1 and summary["synced"] == summary["total"]
-        return Check(healthy, summary)
+        return Health(healthy, summary)
 
     def status(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -1,6 +1,6 @@
 """Simulated nodes (kwok) from the stack's node pools: one definition, Pulumi.<stack>.yaml.
 
-Each pool becomes nodes with its instance type's capacity (infrastructure/platform/
+Each pool becomes nodes with its instance type's capacity (infrastructure/cloud/
 instance-types.yaml), its labels and taints, and zones over the stack's three availability
 zones, so the real scheduler places pods as the real pools would. A pool gets its desired size;
 a pool that scales from zero (desiredSize 0) gets one node, so its taints meet the scheduler.
@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.pulumi.config import NodePool, StackConfig, instance_types, load_stack_file
+from infra.facts.stack_config import (
+    GPU_RESOURCE,
+    NodePool,
+    StackConfig,
+    instance_types,
+    load_stack_file,
+)
 
 KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
-POOL_LABEL = "its.ai/pool"
 MAX_PODS = 110
 
 
@@ -35,7 +40,7 @@ def _node(stack: StackConfig, pool: NodePool, index: int, kube_version: str) -> 
         "ephemeral-storage": f"{pool.disk_size_gib}Gi",
     }
     if capacity.gpus:
-        resources["nvidia.com/gpu"] = str(capacity.gpus)
+        resources[GPU_RESOURCE] = str(capacity.gpus)
     labels = {
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
@@ -45,9 +50,8 @@ def _node(stack: StackConfig, pool: NodePool, index: int, kube_version: str) -> 
         "topology.kubernetes.io/zone": zone,
         "eks.amazonaws.com/nodegroup": pool.name,
         "eks.amazonaws.com/capacityType": pool.capacity_type,
-        POOL_LABEL: pool.name,
         "type": "kwok",
-        **pool.labels,
+        **pool.kubernetes_labels(),
     }
     return {
         "apiVersion": "v1",

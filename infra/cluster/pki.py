@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from infra.cluster.config import CLUSTER_NAME, ClusterConfig
-from infra.local.config import HOST
+from infra.kernel.layout import HOST
 
 ADMIN_USER = "its-admin"
 
@@ -34,7 +34,7 @@ def ensure_pki(cfg: ClusterConfig) -> None:
                  "/CN=its-local-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=pki)  # fmt: skip
     if not (pki / "apiserver.crt").exists():
         (pki / "apiserver.ext").write_text(
-            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+            f"subjectAltName=IP:{HOST},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
             "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\n"
             "extendedKeyUsage=serverAuth\n"
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
-from infra.local.config import HOST
-from infra.local.programs import Program
+from infra.kernel.layout import HOST
+from infra.kernel.programs import Program
 
 START_ORDER = ("etcd", "control-plane", "nodes", "argocd")
 SERVICE_CIDR = "10.96.0.0/16"

@@ -3,7 +3,7 @@
 
 A backup is `pg_basebackup` from the current primary (through HAProxy) with the WAL it needs
 streamed alongside, so each backup restores on its own: `postgres/base/<stamp>/base.tar.gz` and
-`pg_wal.tar.gz` in the its-backups bucket, written as the its-backup identity (its policy in
+`pg_wal.tar.gz` in the backups bucket, written as the backup identity (its policy in
 infrastructure/minio/policies). Taken hourly it keeps the RPO at one hour; in a cluster the
 its-databases chart does the same with CloudNativePG's ScheduledBackup and continuous WAL archive.
 
@@ -28,13 +28,15 @@ import psycopg
 from minio import Minio
 
 from app.common.settings import Settings
-from infra.local.config import HOST, LocalPlatformConfig
-from infra.local.programs import postgres_user
+from infra.facts.buckets import buckets
+from infra.kernel.layout import HOST
+from infra.kernel.programs import postgres_user
+from infra.local.config import LocalPlatformConfig
 from infra.local.secrets import PlatformSecrets
 
-BUCKET = "its-backups"
+BUCKET = buckets().buckets.backups.name
 PREFIX = "postgres/base/"
-BACKUP_USER = "its-backup"
+BACKUP_USER = buckets().users.backup
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,12 @@ class Restored:
 
 
 def _client(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> Minio:
-    # The region is given, as the app does: the its-backup policy grants object and list
+    # The region is given, as the app does: the backup identity's policy grants object and list
     # access only, not the bucket-location lookup the client would otherwise make.
     return Minio(
         f"{HOST}:{cfg.ports.minio_api}",
-        BACKUP_USER,
-        secrets["minio_its_backup"],
+        BACKUP_USER.name,
+        secrets[BACKUP_USER.secret_name],
         secure=False,
         region=Settings.model_fields["minio_region"].default,
     )

@@ -2,27 +2,16 @@
 
 They stand in for what operators put into Vault and the cluster's secret stores; the app never
 reads this file: the provisioner writes its share into Vault and the app reads it from there.
+Each stack names the credentials it needs (Stack.generated_secrets).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-GENERATED = (
-    "postgres_superuser",
-    "postgres_replication",
-    "postgres_rewind",
-    "postgres_app",
-    "minio_root",
-    "minio_its_app",
-    "minio_its_backup",
-    "api_key_operator",
-    "api_key_camera",
-    "api_key_viewer",
-)
 
 
 def _token() -> str:
@@ -35,15 +24,13 @@ class PlatformSecrets:
         self.values: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
 
     @classmethod
-    def ensure(cls, path: Path) -> PlatformSecrets:
+    def ensure(cls, path: Path, names: Iterable[str]) -> PlatformSecrets:
         """Load the secrets, generating any that are missing (so `up` twice keeps them)."""
         store = cls(path)
-        changed = False
-        for name in GENERATED:
-            if name not in store.values:
-                store.values[name] = _token()
-                changed = True
-        if changed:
+        missing = [name for name in names if name not in store.values]
+        for name in missing:
+            store.values[name] = _token()
+        if missing or not path.exists():
             store.save()
         return store
 

@@ -1,4 +1,4 @@
-"""The upstream catalogue (infrastructure/platform/upstream-charts.yaml) and its values files, and
+"""The upstream catalogue (infrastructure/cloud/upstream-charts.yaml) and its values files, and
 the one way the program turns a catalogue entry into a Helm release.
 
 ArgoCD renders the same releases from the same files (infrastructure/gitops/bootstrap), so the
@@ -20,10 +20,11 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infra.pulumi.config import PLATFORM_DIR, REPO_ROOT
+from infra.facts.paths import REPO_ROOT
+from infra.facts.stack_config import CLOUD_DIR
 
-CATALOGUE_FILE = PLATFORM_DIR / "upstream-charts.yaml"
-VALUES_DIR = PLATFORM_DIR / "values"
+CATALOGUE_FILE = CLOUD_DIR / "upstream-charts.yaml"
+VALUES_DIR = CLOUD_DIR / "values"
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 # Releases holding data: a `pulumi destroy` must not take them (protect), nor a failed upgrade
 # roll them back by deleting what it created.

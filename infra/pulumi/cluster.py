@@ -11,13 +11,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.facts.stack_config import AccessEntry
 from infra.pulumi.aws_common import (
     STS_AUDIENCE,
     encrypted_log_group,
     managed_policy_arn,
     service_trust_policy,
 )
-from infra.pulumi.config import AccessEntry
 
 ACCESS_POLICIES = {
     "cluster-admin": "AmazonEKSClusterAdminPolicy",

@@ -13,9 +13,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.facts.stack_config import GPU_RESOURCE, NodePool
 from infra.pulumi.aws_common import irsa_role, managed_policy_arn, service_trust_policy
 from infra.pulumi.catalogue import Catalogue, helm_release
-from infra.pulumi.config import GPU_RESOURCE, NodePool
 
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
 # Kubernetes taint effects as the EKS API spells them.

@@ -1,17 +1,17 @@
-"""The stack: config, then network, cluster, node pools, add-ons, platform and the GitOps root."""
+"""The stack: config, then network, cluster, node pools, add-ons, the data stacks and the GitOps root."""
 
 from __future__ import annotations
 
 import pulumi
 
+from infra.facts.stack_config import StackConfig, from_pulumi
 from infra.pulumi.addons import Addons, AddonsArgs
-from infra.pulumi.app import App, AppArgs
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
-from infra.pulumi.config import StackConfig, from_pulumi
+from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
+from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
-from infra.pulumi.platform import Platform, PlatformArgs
 
 ARGOCD_RELEASE = "argocd"
 
@@ -20,13 +20,13 @@ def run(config: StackConfig | None = None) -> None:
     # Validation happens here, before the first resource is registered.
     cfg = config or from_pulumi()
     catalogue = load_catalogue()
-    unknown = [r for r in cfg.platform.releases if r not in catalogue.names()]
+    unknown = [r for r in cfg.data_stacks.releases if r not in catalogue.names()]
     if unknown:
         raise ValueError(
-            f"Pulumi.{pulumi.get_stack()}.yaml: its-camera-ai:platform.releases: {unknown} are not in "
-            "infrastructure/platform/upstream-charts.yaml"
+            f"Pulumi.{pulumi.get_stack()}.yaml: its-camera-ai:data_stacks.releases: {unknown} are not in "
+            "infrastructure/cloud/upstream-charts.yaml"
         )
-    for release in cfg.platform.releases:  # every values file must exist before anything starts
+    for release in cfg.data_stacks.releases:  # every values file must exist before anything starts
         catalogue.release(release).values(cfg.environment)
     tags = cfg.resource_tags
 
@@ -72,7 +72,7 @@ def run(config: StackConfig | None = None) -> None:
             partition=cluster.partition,
             tags=tags,
             catalogue=catalogue,
-            enabled_releases=cfg.platform.releases,
+            enabled_releases=cfg.data_stacks.releases,
             provider=cluster.provider,
             region=cfg.region,
             oidc_provider_arn=cluster.oidc_provider.arn,
@@ -92,35 +92,35 @@ def run(config: StackConfig | None = None) -> None:
             depends_on=list(node_pools.node_groups.values()),
         ),
     )
-    platform = Platform(
-        "platform",
-        PlatformArgs(
+    data_stacks = DataStacks(
+        "data-stacks",
+        DataStacksArgs(
             environment=cfg.environment,
             catalogue=catalogue,
             releases=[
-                r for r in cfg.platform.releases if r not in (DEVICE_PLUGIN_RELEASE, AUTOSCALER_RELEASE)
+                r for r in cfg.data_stacks.releases if r not in (DEVICE_PLUGIN_RELEASE, AUTOSCALER_RELEASE)
             ],
-            kafka=cfg.platform.kafka,
+            kafka=cfg.data_stacks.kafka,
             provider=cluster.provider,
             protect=cfg.protect_stateful_resources,
             depends_on=[*addons.addons, *node_pools.node_groups.values()],
         ),
     )
-    if ARGOCD_RELEASE in platform.releases:
-        App(
-            "app",
-            AppArgs(
+    if ARGOCD_RELEASE in data_stacks.releases:
+        GitopsRoot(
+            "gitops-root",
+            GitopsRootArgs(
                 environment=cfg.environment,
                 provider=cluster.provider,
                 depends_on=[
-                    *platform.releases.values(),
-                    *platform.kafka_resources,
+                    *data_stacks.releases.values(),
+                    *data_stacks.kafka_resources,
                     *node_pools.releases.values(),
                 ],
             ),
         )
 
-    all_releases = {**platform.releases, **node_pools.releases}
+    all_releases = {**data_stacks.releases, **node_pools.releases}
     pulumi.export("vpcId", network.vpc.id)
     pulumi.export("privateSubnetIds", [s.id for s in network.private_subnets])
     pulumi.export("publicSubnetIds", [s.id for s in network.public_subnets])

@@ -13,8 +13,8 @@ import json
 import sys
 from dataclasses import asdict
 
-from infra.local.cli import Platform
 from infra.local.config import LocalPlatformConfig
+from infra.local.platform import Platform
 from loadtests.failover.drills import DRILLS
 
 RTO_SECONDS = 15 * 60

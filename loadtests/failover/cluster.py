@@ -3,7 +3,7 @@
 On a cluster a fault is a pod deleted with no grace period (a lost node, as far as the pod is
 concerned) through the Kubernetes API, and recovery is measured until the workload is whole
 again; checks inside a pod run through testinfra's kubectl backend. Which pod is which stack's
-primary is found by the labels the operators and charts of infrastructure/platform put on them.
+primary is found by the labels the operators and charts of infrastructure/cloud put on them.
 
 Only the fault-and-recovery half runs here (tests/cluster, against the local control plane with
 kwok nodes, where no container runs, so testinfra cannot exec into a pod). The write loads and
@@ -32,7 +32,7 @@ class Component:
     container: str
 
 
-# The production names: infrastructure/platform (Pulumi) and infrastructure/helm/charts (ArgoCD).
+# The production names: infrastructure/cloud (Pulumi) and infrastructure/helm/charts (ArgoCD).
 COMPONENTS: dict[str, Component] = {
     "postgres": Component("data", "cnpg.io/cluster=its-postgres,cnpg.io/instanceRole=primary",
                           "cluster/its-postgres", "postgres"),

@@ -18,18 +18,21 @@ import httpx
 import psycopg
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
-from minio import Minio
 from redis.sentinel import Sentinel
 
+from infra.facts.buckets import buckets
+from infra.facts.redis import redis_settings
+from infra.kernel.health import wait_until
+from infra.kernel.layout import HOST
 from infra.local import backup
-from infra.local.cli import Platform
-from infra.local.config import HOST
-from infra.local.health import wait_until
-from infra.local.provision.minio import ROOT_USER
-from infra.local.provision.postgres import superuser_dsn
+from infra.local.platform import Platform
+from infra.local.stacks import Kafka, Postgres, Redis, Vault
+from infra.local.stacks import Minio as MinioStack
 from loadtests.failover.load import DrillResult, WriteLoad
 
 RECOVERY_TIMEOUT = 120
+MASTER = redis_settings().master_name
+LOGS_BUCKET = buckets().buckets.logs.name
 
 
 def free_port() -> int:
@@ -68,7 +71,7 @@ def redis_master_kill(platform: Platform) -> DrillResult:
     cfg = platform.cfg
     sentinel = Sentinel([(HOST, port) for port in cfg.ports.many("sentinel")], socket_timeout=1)  # type: ignore[no-untyped-call]
     # redis-py's Sentinel API is untyped.
-    client = sentinel.master_for("its-redis", socket_timeout=1, retry_on_timeout=False)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for(MASTER, socket_timeout=1, retry_on_timeout=False)  # type: ignore[no-untyped-call]
     run = uuid.uuid4().hex[:8]
 
     def write(number: int) -> None:
@@ -76,14 +79,14 @@ def redis_master_kill(platform: Platform) -> DrillResult:
         if int(client.execute_command("WAIT", 1, 1000)) < 1:
             raise redis.ReadOnlyError("not replicated")
 
-    _, port = sentinel.discover_master("its-redis")  # type: ignore[no-untyped-call]
+    _, port = sentinel.discover_master(MASTER)  # type: ignore[no-untyped-call]
     victim = f"redis{cfg.ports.many('redis').index(int(port))}"
     with WriteLoad(write) as load:
         recovery = _fault_under_load(load, _kill_program(platform, victim))
-    new_master = sentinel.discover_master("its-redis")  # type: ignore[no-untyped-call]
+    new_master = sentinel.discover_master(MASTER)  # type: ignore[no-untyped-call]
     platform.supervisor.start(victim)  # comes back as a replica of the new master
-    wait_until(platform.checks.redis, "redis", 60, _quiet)
-    reader = sentinel.master_for("its-redis", socket_timeout=2)  # type: ignore[no-untyped-call]
+    wait_until("redis", platform.stack(Redis).health, 60, log=_quiet)
+    reader = sentinel.master_for(MASTER, socket_timeout=2)  # type: ignore[no-untyped-call]
     values = reader.mget([f"drill:{run}:{n}" for n in load.acknowledged])
     lost = sum(value is None for value in values)
     return DrillResult(
@@ -105,7 +108,7 @@ def postgres_primary_kill(platform: Platform) -> DrillResult:
     """Kill the primary's Patroni and PostgreSQL (a lost node); Patroni promotes the
     synchronous standby once the leader key expires; every committed row is on it."""
     cfg, secrets = platform.cfg, platform.secrets
-    with psycopg.connect(superuser_dsn(cfg, secrets, "its"), autocommit=True) as conn:
+    with psycopg.connect(platform.stack(Postgres).superuser_dsn("its"), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (run text, n integer, PRIMARY KEY (run, n))")
         conn.execute("GRANT ALL ON drill_writes TO its_app")
     run = uuid.uuid4().hex[:8]
@@ -121,7 +124,7 @@ def postgres_primary_kill(platform: Platform) -> DrillResult:
             connection[0].close()
             raise
 
-    primary = platform.checks.postgres().detail["primary"]
+    primary = platform.stack(Postgres).health().detail["primary"]
     assert isinstance(primary, str), "no primary before the drill"
     index = int(primary.removeprefix("pg"))
     victim = f"patroni{index}"
@@ -134,8 +137,8 @@ def postgres_primary_kill(platform: Platform) -> DrillResult:
     with WriteLoad(write, interval=0.05) as load:
         recovery = _fault_under_load(load, lose_the_node)
     platform.supervisor.start(victim)  # rejoins as a replica (pg_rewind)
-    health = wait_until(platform.checks.postgres, "postgres", 120, _quiet)
-    with psycopg.connect(superuser_dsn(cfg, secrets, "its")) as conn:
+    health = wait_until("postgres", platform.stack(Postgres).health, 120, log=_quiet)
+    with psycopg.connect(platform.stack(Postgres).superuser_dsn("its")) as conn:
         stored = {row[0] for row in conn.execute("SELECT n FROM drill_writes WHERE run = %s", (run,))}
     lost = len(set(load.acknowledged) - stored)
     return DrillResult(
@@ -170,7 +173,7 @@ def kafka_broker_kill(platform: Platform) -> DrillResult:
     with WriteLoad(write) as load:
         recovery = _fault_under_load(load, _kill_program(platform, victim), acks_after=50)
     platform.supervisor.start(victim)
-    wait_until(platform.checks.kafka, "kafka", 120, _quiet)
+    wait_until("kafka", platform.stack(Kafka).health, 120, log=_quiet)
     seen = _read_run(bootstrap, topic, run)
     lost = len(set(load.acknowledged) - seen)
     return DrillResult(
@@ -205,13 +208,13 @@ def _read_run(bootstrap: str, topic: str, run: str) -> set[int]:
 def minio_drive_loss(platform: Platform) -> DrillResult:
     """Take one of the four drives away; erasure coding keeps reads and writes going; put an
     empty drive back and MinIO heals it."""
-    cfg, secrets = platform.cfg, platform.secrets
-    client = Minio(f"{HOST}:{cfg.ports.minio_api}", ROOT_USER, secrets["minio_root"], secure=False)
+    cfg = platform.cfg
+    client = platform.stack(MinioStack).root_client()
     run = uuid.uuid4().hex[:8]
 
     def write(number: int) -> None:
         body = f"{run}:{number}".encode()
-        client.put_object("its-logs", f"drill/{run}/{number}", BytesIO(body), len(body))
+        client.put_object(LOGS_BUCKET, f"drill/{run}/{number}", BytesIO(body), len(body))
 
     drive = cfg.path("minio", "drive2")
     parked = cfg.path("minio", "drive2.removed")
@@ -224,7 +227,7 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
     shutil.rmtree(parked)
     missing = 0
     for number in load.acknowledged:
-        response = client.get_object("its-logs", f"drill/{run}/{number}")
+        response = client.get_object(LOGS_BUCKET, f"drill/{run}/{number}")
         try:
             missing += response.read() != f"{run}:{number}".encode()
         finally:
@@ -273,7 +276,7 @@ def vault_restart(platform: Platform) -> DrillResult:
         response.raise_for_status()
 
     def vault_unsealed() -> bool:
-        return platform.checks.vault().healthy
+        return platform.stack(Vault).health().healthy
 
     with WriteLoad(app_serves, interval=0.1) as load:
         load.wait_for_acks(5)
@@ -307,10 +310,10 @@ def postgres_backup_restore(platform: Platform) -> DrillResult:
     must be in the restore; `recovery_seconds` is the restore's time to a queryable server,
     measured against the 15 min RTO."""
     cfg, secrets = platform.cfg, platform.secrets
-    with psycopg.connect(superuser_dsn(cfg, secrets, "its"), autocommit=True) as conn:
+    with psycopg.connect(platform.stack(Postgres).superuser_dsn("its"), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (run text, n integer, PRIMARY KEY (run, n))")
     run = uuid.uuid4().hex[:8]
-    connection = [psycopg.connect(superuser_dsn(cfg, secrets, "its"), autocommit=True)]
+    connection = [psycopg.connect(platform.stack(Postgres).superuser_dsn("its"), autocommit=True)]
 
     def write(number: int) -> None:
         connection[0].execute("INSERT INTO drill_writes VALUES (%s, %s)", (run, number))

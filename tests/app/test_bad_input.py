@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 from redis.sentinel import Sentinel
 
+from app.common.settings import Settings
+from infra.facts.redis import redis_settings
 from tests.conftest import RunningPlatform
 
 pytestmark = pytest.mark.platform
@@ -150,7 +152,7 @@ def clear_rate_limits(local_platform: RunningPlatform) -> Iterator[None]:
     """The limiter's windows are per key and last a minute: leave none behind for later tests."""
     yield
     sentinels = [("127.0.0.1", port) for port in local_platform.cfg.ports.many("sentinel")]
-    master = Sentinel(sentinels).master_for("its-redis")  # type: ignore[no-untyped-call]
+    master = Sentinel(sentinels).master_for(redis_settings().master_name)  # type: ignore[no-untyped-call]
     for key in master.scan_iter("its:ratelimit:*"):
         master.delete(key)
 
@@ -159,7 +161,7 @@ def clear_rate_limits(local_platform: RunningPlatform) -> Iterator[None]:
 def test_rate_limit_answers_429_with_retry_after(
     api: httpx.Client, camera: str, local_platform: RunningPlatform
 ) -> None:
-    limit = int(local_platform.app_env("its-api")["ITS_RATE_LIMIT_PER_MINUTE"])
+    limit = Settings().rate_limit_per_minute  # the local platform runs the app's default
     headers = {"X-API-Key": local_platform.viewer_key}
     # Twice the limit: a minute boundary inside the loop resets the window once at most.
     for sent in range(2 * limit + 2):  # noqa: B007 - read after the loop

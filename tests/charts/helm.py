@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.common.paths import INFRASTRUCTURE, REPO_ROOT
+from infra.facts.paths import INFRASTRUCTURE, REPO_ROOT
 
 CHARTS_DIR = INFRASTRUCTURE / "helm" / "charts"
 GITOPS_DIR = INFRASTRUCTURE / "gitops"

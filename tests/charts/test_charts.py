@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from app.common.paths import INFRASTRUCTURE
+from infra.facts.buckets import buckets
+from infra.facts.paths import INFRASTRUCTURE
+from infra.facts.redis import redis_settings
+from infra.facts.topics import topics
+from infra.facts.vault import vault_layout
 from tests.charts import policy
 from tests.charts.helm import (
     CHARTS_DIR,
@@ -224,13 +228,11 @@ def test_worker_gpu_and_cpu_modes(source: str, gpu: bool) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_app_settings_come_from_the_shared_definitions(env: str) -> None:
     rendered = env_render("its-camera-ai", env)
-    redis = yaml.safe_load((INFRASTRUCTURE / "redis" / "redis.yaml").read_text())
-    vault = yaml.safe_load((INFRASTRUCTURE / "vault" / "vault.yaml").read_text())
     for component in ("api", "worker"):
         settings = _env_of(rendered.named("Deployment", f"its-camera-ai-{component}"))
         assert settings["ITS_ENVIRONMENT"] == env
-        assert settings["ITS_REDIS_MASTER_NAME"] == redis["master_name"]
-        assert settings["ITS_VAULT_KV_MOUNT"] == vault["kv_mount"]
+        assert settings["ITS_REDIS_MASTER_NAME"] == redis_settings().master_name
+        assert settings["ITS_VAULT_KV_MOUNT"] == vault_layout().kv_mount
         assert settings["ITS_VAULT_AUTH_METHOD"] == "kubernetes"
         assert settings["ITS_VAULT_ROLE"] == f"its-{component}"
         assert settings["ITS_DATABASE_URL"].startswith("postgresql://its_app@")
@@ -238,7 +240,7 @@ def test_app_settings_come_from_the_shared_definitions(env: str) -> None:
             ":" in s for s in settings["ITS_REDIS_SENTINELS"].split(",")
         )
     scaled = rendered.named("ScaledObject", "its-camera-ai-worker")["spec"]["triggers"][0]["metadata"]
-    assert scaled["topic"] == "camera-events" and scaled["consumerGroup"] == "its-worker"
+    assert scaled["topic"] == topics().topics.camera_events.name and scaled["consumerGroup"] == "its-worker"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -313,37 +315,37 @@ def test_dashboards_are_labelled_json_for_the_grafana_sidecar(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_kafka_topics_are_the_shared_definitions(env: str) -> None:
-    shared = yaml.safe_load((INFRASTRUCTURE / "kafka" / "topics.yaml").read_text())
-    topics = {
+    shared = topics()
+    rendered = {
         t["spec"]["topicName"]: t["spec"] for t in env_render("its-kafka-topics", env).of_kind("KafkaTopic")
     }
-    assert set(topics) == {t["name"] for t in shared["topics"]}
-    for topic in shared["topics"]:
-        spec = topics[topic["name"]]
-        assert spec["partitions"] == topic["partitions"]
-        for key, value in shared["defaults"]["config"].items():
+    assert set(rendered) == {t.name for t in shared.all()}
+    for topic in shared.all():
+        spec = rendered[topic.name]
+        assert spec["partitions"] == topic.partitions
+        for key, value in shared.config(topic).items():
             if key != "min.insync.replicas":
-                assert spec["config"][key] == str(value), (topic["name"], key)
+                assert spec["config"][key] == str(value), (topic.name, key)
         assert int(spec["config"]["min.insync.replicas"]) < spec["replicas"] or spec["replicas"] == 1
     if env != "dev":
-        assert {s["replicas"] for s in topics.values()} == {shared["defaults"]["replication_factor"]}
+        assert {s["replicas"] for s in rendered.values()} == {shared.defaults.replication_factor}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_buckets_and_lifecycle_rules_are_the_shared_definitions(env: str) -> None:
-    shared = yaml.safe_load((INFRASTRUCTURE / "minio" / "buckets.yaml").read_text())
     config_map = env_render("its-minio-buckets", env).of_kind("ConfigMap")[0]["data"]
     script = config_map["apply.sh"]
-    for bucket in shared["buckets"]:
-        assert f"mc mb --ignore-existing its/{bucket['name']}" in script
-        assert (f"mc version enable its/{bucket['name']}" in script) is bool(bucket["versioning"])
-        rules = json.loads(config_map[f"lifecycle-{bucket['name']}.json"])["Rules"]
-        assert [r["ID"] for r in rules] == [r["id"] for r in bucket["lifecycle"]]
-        for rule, want in zip(rules, bucket["lifecycle"], strict=True):
-            assert rule["Filter"]["Prefix"] == want["prefix"]
-            assert rule.get("Expiration", {}).get("Days") == want.get("expiration_days")
-            assert rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == want.get(
-                "noncurrent_expiration_days"
+    for bucket in buckets().all():
+        assert f"mc mb --ignore-existing its/{bucket.name}" in script
+        assert (f"mc version enable its/{bucket.name}" in script) is bucket.versioning
+        rules = json.loads(config_map[f"lifecycle-{bucket.name}.json"])["Rules"]
+        assert [r["ID"] for r in rules] == [r.id for r in bucket.lifecycle]
+        for rule, want in zip(rules, bucket.lifecycle, strict=True):
+            assert rule["Filter"]["Prefix"] == want.prefix
+            assert rule.get("Expiration", {}).get("Days") == want.expiration_days
+            assert (
+                rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
+                == want.noncurrent_expiration_days
             )
     for path in (INFRASTRUCTURE / "minio" / "policies").glob("*.json"):
         assert json.loads(config_map[f"policy-{path.name}"]) == json.loads(path.read_text())

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.common.paths import REPO_ROOT
+from infra.facts.paths import REPO_ROOT
 from tests.charts.helm import CHARTS_DIR, ENVIRONMENTS, charts, env_render
 
 CONFIG = CHARTS_DIR / ".checkov.yaml"

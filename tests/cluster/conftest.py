@@ -21,10 +21,10 @@ from typing import Any, cast
 import pytest
 from kubernetes import client
 
-from app.common.paths import REPO_ROOT
 from infra.cluster.cli import Cluster
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
 from infra.cluster.health import api_client, applications, applications_summary, wait_for
+from infra.facts.paths import REPO_ROOT
 
 # Below Linux's ephemeral range (32768-60999): a fixed port there can be taken at any moment
 # by some client's outgoing connection, and a server then fails to bind it.

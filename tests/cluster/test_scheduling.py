@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client import V1Node, V1Pod
 from kubernetes.client.exceptions import ApiException
 
-from infra.cluster.nodes import POOL_LABEL
+from infra.facts.stack_config import POOL_LABEL
 from tests.cluster.conftest import APP_NAMESPACE, LocalCluster
 
 WORKER = "its-camera-ai-worker"
@@ -46,7 +46,7 @@ def worker_requests_gpu(cluster: LocalCluster) -> bool:
 
 def test_the_nodes_are_the_stack_s_node_pools(local_cluster: LocalCluster) -> None:
     from infra.cluster.nodes import local_node_count
-    from infra.pulumi.config import instance_types, load_stack_file
+    from infra.facts.stack_config import instance_types, load_stack_file
 
     stack = load_stack_file(local_cluster.stack)
     by_pool = Counter(n.metadata.labels[POOL_LABEL] for n in nodes(local_cluster).values())

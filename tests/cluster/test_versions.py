@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.cluster.config import STACKS, ClusterTools
-from infra.pulumi.config import load_stack_file
+from infra.facts.stack_config import load_stack_file
 
 
 @pytest.mark.parametrize("stack", STACKS)

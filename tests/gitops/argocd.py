@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from app.common.paths import REPO_ROOT
+from infra.facts.paths import REPO_ROOT
 from tests.charts.helm import (
     GITOPS_DIR,
     OPTIONAL_APIS,
@@ -177,11 +177,11 @@ def env_tree(env: str, api_versions: tuple[str, ...] = OPTIONAL_APIS) -> Tree:
     return walk(root, env, repo_url, api_versions)
 
 
-CATALOGUE = REPO_ROOT / "infrastructure" / "platform" / "upstream-charts.yaml"
+CATALOGUE = REPO_ROOT / "infrastructure" / "cloud" / "upstream-charts.yaml"
 
 
 @functools.cache
 def catalogue() -> tuple[dict[str, Any], ...]:
-    """The Pulumi program's upstream releases (infrastructure/platform/upstream-charts.yaml)."""
+    """The Pulumi program's upstream releases (infrastructure/cloud/upstream-charts.yaml)."""
     document = yaml.safe_load(CATALOGUE.read_text())
     return tuple(document["releases"])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.common.paths import REPO_ROOT
+from infra.facts.paths import REPO_ROOT
 from tests.charts import policy
 from tests.charts.helm import ENVIRONMENTS, GITOPS_DIR, bootstrap_values, charts, env_render
 from tests.gitops.argocd import (

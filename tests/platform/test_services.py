@@ -11,24 +11,23 @@ import httpx
 import hvac
 import psycopg
 import pytest
-import yaml
 from confluent_kafka.admin import AdminClient, ConfigResource
 from minio import Minio
 
-from app.common.paths import INFRASTRUCTURE
-from infra.local.provision import kafka as kafka_provision
-from infra.local.provision.minio import ROOT_USER
+from infra.facts.buckets import buckets
+from infra.facts.paths import INFRASTRUCTURE
+from infra.facts.redis import redis_settings
+from infra.facts.topics import topics
+from infra.facts.vault import vault_layout
+from infra.local.stacks import Kafka
+from infra.local.stacks import Minio as MinioStack
 from tests.conftest import RunningPlatform
 
 pytestmark = pytest.mark.platform
 
 
-def _yaml(relative: str) -> Any:
-    return yaml.safe_load((INFRASTRUCTURE / relative).read_text())
-
-
 def test_every_service_listens_on_loopback_only(local_platform: RunningPlatform, host: Any) -> None:
-    ports = local_platform.cfg.file.ports.model_dump()
+    ports = local_platform.cfg.file.ports
     for name, offsets in ports.items():
         for offset in offsets if isinstance(offsets, list) else [offsets]:
             port = local_platform.cfg.port_base + offset
@@ -61,53 +60,51 @@ def test_pgbouncer_serves_the_app_role(local_platform: RunningPlatform, host: An
 
 
 def test_sentinels_see_the_master_two_replicas_and_quorum(local_platform: RunningPlatform, host: Any) -> None:
-    declared = _yaml("redis/redis.yaml")
-    name = declared["master_name"]
+    declared = redis_settings()
+    name = declared.master_name
     for port in local_platform.cfg.ports.many("sentinel"):
         replicas = host.run(f"redis-cli -p {port} --json sentinel replicas {name}")
-        assert len(json.loads(replicas.stdout)) == declared["replicas"]
+        assert len(json.loads(replicas.stdout)) == declared.replicas
         quorum = host.run(f"redis-cli -p {port} sentinel ckquorum {name}")
         assert quorum.stdout.startswith("OK 3 usable Sentinels"), quorum.stdout
         master = json.loads(host.run(f"redis-cli -p {port} --json sentinel master {name}").stdout)
-        assert int(master["quorum"]) == declared["sentinel"]["quorum"]
-        assert int(master["down-after-milliseconds"]) == declared["sentinel"]["down-after-milliseconds"]
+        assert int(master["quorum"]) == declared.sentinel.quorum
+        assert int(master["down-after-milliseconds"]) == declared.sentinel.config["down-after-milliseconds"]
 
 
 def test_redis_runs_with_the_declared_memory_settings(local_platform: RunningPlatform, host: Any) -> None:
-    declared = _yaml("redis/redis.yaml")["redis"]
+    declared = redis_settings().config
     for port in local_platform.cfg.ports.many("redis"):
         policy = host.run(f"redis-cli -p {port} config get maxmemory-policy").stdout.split()
         assert policy == ["maxmemory-policy", declared["maxmemory-policy"]]
         maxmemory = int(host.run(f"redis-cli -p {port} config get maxmemory").stdout.split()[1])
-        assert maxmemory == int(declared["maxmemory"].removesuffix("mb")) * 1024 * 1024
+        assert maxmemory == int(str(declared["maxmemory"]).removesuffix("mb")) * 1024 * 1024
 
 
 def test_kafka_has_three_brokers_and_the_declared_topics(local_platform: RunningPlatform) -> None:
-    admin: AdminClient = kafka_provision.admin_client(local_platform.cfg)
+    admin: AdminClient = local_platform.platform.stack(Kafka).admin()
     metadata = admin.list_topics(timeout=10)
     assert len(metadata.brokers) == 3
-    for spec in kafka_provision.topic_specs():
-        topic = metadata.topics[spec["name"]]
-        assert len(topic.partitions) == spec["partitions"]
-        assert all(len(p.replicas) == spec["replication_factor"] for p in topic.partitions.values())
-        resource = ConfigResource(ConfigResource.Type.TOPIC, spec["name"])
+    declared = topics()
+    for spec in declared.all():
+        topic = metadata.topics[spec.name]
+        assert len(topic.partitions) == spec.partitions
+        assert all(len(p.replicas) == declared.replication_factor(spec) for p in topic.partitions.values())
+        resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
         config = admin.describe_configs([resource])[resource].result()
-        for key, value in spec["config"].items():
-            assert config[key].value == value, f"{spec['name']}: {key}"
+        for key, value in declared.config(spec).items():
+            assert config[key].value == value, f"{spec.name}: {key}"
 
 
 def test_minio_has_the_buckets_lifecycle_and_four_drives(local_platform: RunningPlatform) -> None:
-    secrets = local_platform.platform.secrets
-    client = Minio(
-        f"127.0.0.1:{local_platform.cfg.ports.minio_api}", ROOT_USER, secrets["minio_root"], secure=False
-    )
-    for bucket in _yaml("minio/buckets.yaml")["buckets"]:
-        assert client.bucket_exists(bucket["name"])
-        lifecycle = client.get_bucket_lifecycle(bucket["name"])
-        assert lifecycle is not None, f"{bucket['name']}: no lifecycle"
+    client = local_platform.platform.stack(MinioStack).root_client()
+    for bucket in buckets().all():
+        assert client.bucket_exists(bucket.name)
+        lifecycle = client.get_bucket_lifecycle(bucket.name)
+        assert lifecycle is not None, f"{bucket.name}: no lifecycle"
         rules = {rule.rule_id for rule in lifecycle.rules}
-        assert rules == {rule["id"] for rule in bucket["lifecycle"]}
-        assert (client.get_bucket_versioning(bucket["name"]).status == "Enabled") == bucket["versioning"]
+        assert rules == {rule.id for rule in bucket.lifecycle}
+        assert (client.get_bucket_versioning(bucket.name).status == "Enabled") == bucket.versioning
     health = httpx.get(
         f"http://127.0.0.1:{local_platform.cfg.ports.minio_api}/minio/health/cluster", timeout=5
     )
@@ -117,12 +114,13 @@ def test_minio_has_the_buckets_lifecycle_and_four_drives(local_platform: Running
 
 def test_app_identity_of_minio_is_scoped_by_its_policy(local_platform: RunningPlatform) -> None:
     secrets = local_platform.platform.secrets
+    user, b = buckets().users.app, buckets().buckets
     app = Minio(
-        f"127.0.0.1:{local_platform.cfg.ports.minio_api}", "its-app", secrets["minio_its_app"], secure=False
+        f"127.0.0.1:{local_platform.cfg.ports.minio_api}", user.name, secrets[user.secret_name], secure=False
     )
-    assert app.bucket_exists("its-video")
+    assert app.bucket_exists(b.frames.name)
     with pytest.raises(Exception, match="Access Denied"):
-        app.list_objects("its-backups").__next__()
+        app.list_objects(b.backups.name).__next__()
 
 
 def test_vault_is_unsealed_and_delivers_the_app_secrets_by_approle(local_platform: RunningPlatform) -> None:
@@ -135,9 +133,8 @@ def test_vault_is_unsealed_and_delivers_the_app_secrets_by_approle(local_platfor
         path="its/shared/postgres", mount_point="secret", raise_on_deleted_version=True
     )
     assert data["data"]["data"]["username"] == "its_app"
-    declared = _yaml("vault/vault.yaml")
     assert sorted(local_platform.platform.secrets["vault_policies_checked"]) == sorted(
-        role_policy for role in declared["approles"] for role_policy in role["policies"]
+        role_policy for role in vault_layout().approles for role_policy in role.policies
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from app.common.paths import REPO_ROOT
+from infra.facts.paths import REPO_ROOT
 
 PROMETHEUS = REPO_ROOT / "infrastructure" / "prometheus"
 RUNBOOK_PREFIX = "https://github.com/its-camera-ai/its-camera-ai/blob/main/"

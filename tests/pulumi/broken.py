@@ -7,7 +7,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.pulumi.config import read_stack_values
+from infra.facts.stack_config import read_stack_values
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
+from infra.facts.stack_config import PROJECT, engine_config
 from infra.pulumi import program
-from infra.pulumi.config import PROJECT, engine_config
 
 ACCOUNT_ID = "123456789012"
 ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from infra.pulumi.config import REPO_ROOT
+from infra.facts.paths import REPO_ROOT
 
 STACKS = ("dev", "staging", "prod")
 _POOL = ThreadPoolExecutor(max_workers=3)

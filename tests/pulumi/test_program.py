@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from infra.facts.stack_config import ALL_LOG_TYPES, GPU_LABEL, POOL_LABEL, load_stack_file
 from infra.pulumi.catalogue import load_catalogue
-from infra.pulumi.config import ALL_LOG_TYPES, GPU_LABEL, POOL_LABEL, load_stack_file
 from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE
 from infra.pulumi.policy.rules import NON_TAGGABLE, REQUIRED_TAGS
 from tests.pulumi.broken import BROKEN_CONFIGS, BrokenConfig
@@ -210,17 +210,17 @@ def test_every_helm_release_is_the_catalogue_pin(run: StackRun) -> None:
     cfg = load_stack_file(run.stack)
     catalogue = load_catalogue()
     releases = {r.inputs["name"]: r.inputs for r in run.of_type("kubernetes:helm.sh/v3:Release")}
-    assert set(releases) == set(cfg.platform.releases)
+    assert set(releases) == set(cfg.data_stacks.releases)
     for name, inputs in releases.items():
         entry = catalogue.release(name)
         assert inputs["version"] == entry.version and VERSION.match(inputs["version"]), name
         assert "latest" not in inputs["version"] and not set(inputs["version"]) & set("^~*<>=x |")
         assert inputs["chart"] == entry.chart and inputs["repositoryOpts"]["repo"] == entry.repo
         assert inputs["namespace"] == entry.namespace
-        if name == "cluster-autoscaler":
-            continue  # the files' values plus the program's: test_the_autoscaler_*
+        if name in ("cluster-autoscaler", "redis"):
+            continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*
         assert inputs["values"] == entry.values(run.stack), name
-    assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.platform.releases}
+    assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.data_stacks.releases}
 
 
 def test_the_autoscaler_gets_the_cluster_its_region_and_its_role_and_may_resize_only_its_groups(
@@ -259,7 +259,7 @@ def test_stateful_things_are_protected_in_prod(run: StackRun) -> None:
 
 
 def test_kafka_cluster_is_kraft_with_the_configured_replication(run: StackRun) -> None:
-    cfg = load_stack_file(run.stack).platform.kafka
+    cfg = load_stack_file(run.stack).data_stacks.kafka
     kafka = run.one("kubernetes:kafka.strimzi.io/v1beta2:Kafka").inputs
     pool = run.one("kubernetes:kafka.strimzi.io/v1beta2:KafkaNodePool").inputs
     assert kafka["metadata"] == {

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.common.paths import REPO_ROOT
+from infra.facts.paths import REPO_ROOT
 from tests.timescale.engine import TimescaleEngine
 
 # Figures (seconds) the tests measured, printed at the end of the run.

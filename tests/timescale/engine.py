@@ -23,7 +23,7 @@ from types import TracebackType
 
 import asyncpg
 
-from app.common.paths import REPO_ROOT
+from infra.facts.paths import REPO_ROOT
 
 ENGINE_DIR = REPO_ROOT / "tools" / "timescale"
 SERVER = ENGINE_DIR / "server.mjs"

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from app.common.timeseries import TIMESERIES
+from infra.facts.timeseries import timeseries
 from tests.timescale.engine import TimescaleEngine, close, connect, insert_detections
 from tests.timescale.generator import generate
 
-D, C = TIMESERIES.detections, TIMESERIES.vehicle_counts_1m
+D, C = timeseries().detections, timeseries().vehicle_counts_1m
 T = TypeVar("T")
 
 

@@ -11,11 +11,11 @@ from typing import Any
 from alembic import command
 
 from app.common.migrate import alembic_config
-from app.common.timeseries import TIMESERIES
+from infra.facts.timeseries import timeseries
 from tests.timescale.conftest import run_migrate
 from tests.timescale.engine import TimescaleEngine, close, connect
 
-D, C = TIMESERIES.detections, TIMESERIES.vehicle_counts_1m
+D, C = timeseries().detections, timeseries().vehicle_counts_1m
 
 
 async def _fetch(dsn: str, sql: str, *args: Any) -> list[dict[str, Any]]:

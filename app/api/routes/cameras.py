@@ -8,7 +8,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from app.api.deps import State, caller, require_camera
-from app.common.model import Camera, CameraIn
+from app.common.cameras import Camera, CameraIn
 from app.common.secrets import ApiKey
 
 router = APIRouter(prefix="/v1/cameras", tags=["cameras"])

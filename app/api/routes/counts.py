@@ -10,13 +10,10 @@ from redis.exceptions import RedisError
 
 from app.api.deps import State, caller, require_camera
 from app.api.routes.timerange import time_range
+from app.common.contracts import latest_counts_key
 from app.common.secrets import ApiKey
 
 router = APIRouter(prefix="/v1/cameras/{camera_id}/counts", tags=["counts"])
-
-
-def latest_counts_key(camera_id: str) -> str:
-    return f"its:counts:latest:{camera_id}"
 
 
 @router.get("")

@@ -15,13 +15,11 @@ from app.api.images import FrameRejectedError, validate_frame
 from app.api.metrics import FRAMES_ACCEPTED
 from app.api.state import AppState
 from app.common.clients import produce_and_wait
-from app.common.model import FrameEvent, frame_id_for
+from app.common.contracts import FRAMES_BUCKET, FRAMES_TOPIC, FrameEvent, frame_id_for, frame_object_key
 from app.common.secrets import ApiKey
 
 router = APIRouter(prefix="/v1/cameras/{camera_id}/frames", tags=["frames"])
 log = logging.getLogger(__name__)
-BUCKET = "its-video"
-TOPIC = "camera-events"
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
@@ -43,7 +41,7 @@ async def post_frame(
     await require_camera(state, camera_id)
     captured = captured_at or datetime.now(UTC)
     frame_id = frame_id_for(camera_id, idempotency_key)
-    key = f"frames/{camera_id}/{frame_id}.{extension}"
+    key = frame_object_key(camera_id, frame_id, extension)
     extra = {"camera_id": camera_id, "frame_id": str(frame_id)}
     try:
         await _store(state, key, data, content_type)
@@ -64,7 +62,7 @@ async def post_frame(
             captured_at=captured,
             content_type=content_type,
         )
-        await produce_and_wait(state.producer, TOPIC, camera_id, event.model_dump_json().encode())
+        await produce_and_wait(state.producer, FRAMES_TOPIC, camera_id, event.model_dump_json().encode())
     except Exception as error:
         # Nothing is acknowledged: the client retries with the same Idempotency-Key.
         log.error("frame not accepted", extra={**extra, "error": str(error)})
@@ -77,4 +75,6 @@ async def post_frame(
 
 
 async def _store(state: AppState, key: str, data: bytes, content_type: str) -> None:
-    await asyncio.to_thread(state.store.put_object, BUCKET, key, io.BytesIO(data), len(data), content_type)
+    await asyncio.to_thread(
+        state.store.put_object, FRAMES_BUCKET, key, io.BytesIO(data), len(data), content_type
+    )

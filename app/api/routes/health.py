@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import State
+from app.common.contracts import FRAMES_BUCKET, FRAMES_TOPIC
 
 router = APIRouter(tags=["health"])
 
@@ -33,8 +34,8 @@ async def readyz(state: State) -> JSONResponse:
     checks = await asyncio.gather(
         _check("postgres", state.db.fetchval("SELECT 1")),
         _check("redis", master.ping()),
-        _check("kafka", asyncio.to_thread(state.producer.list_topics, "camera-events", 2)),
-        _check("minio", asyncio.to_thread(state.store.bucket_exists, "its-video")),
+        _check("kafka", asyncio.to_thread(state.producer.list_topics, FRAMES_TOPIC, 2)),
+        _check("minio", asyncio.to_thread(state.store.bucket_exists, FRAMES_BUCKET)),
         _check("vault", asyncio.to_thread(state.secrets.api_keys)),
     )
     failed = {name: error for name, error in checks if error}

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.common.timescale import resolve_timescale
+from app.common.timescale_switch import resolve_timescale
 
 config = context.config
 

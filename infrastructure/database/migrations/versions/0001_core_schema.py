@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.common.timeseries import TIMESERIES
+from infra.facts.timeseries import timeseries
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-T = TIMESERIES
+T = timeseries()
 
 CORE = """
 CREATE TABLE roles (

@@ -1,0 +1,87 @@
+"""What the API and the worker agree on: the topics and buckets they use (named in
+infrastructure/, read through infra.facts), the Redis keys, and every message they exchange.
+
+Both import this module; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from infra.facts.buckets import buckets
+from infra.facts.topics import topics
+
+# Topics, by the role each plays (infrastructure/kafka/topics.yaml).
+FRAMES_TOPIC = topics().topics.camera_events.name
+DETECTIONS_TOPIC = topics().topics.vehicle_detections.name
+ALERTS_TOPIC = topics().topics.alerts.name
+# Buckets, likewise (infrastructure/minio/buckets.yaml).
+FRAMES_BUCKET = buckets().buckets.frames.name
+MODELS_BUCKET = buckets().buckets.models.name
+
+FRAME_NAMESPACE = uuid.UUID("5b0f6c1e-8a4d-4c61-9a55-6f3f0c2d7e11")
+
+
+def frame_id_for(camera_id: str, idempotency_key: str | None) -> uuid.UUID:
+    """A retry with the same Idempotency-Key gets the same frame id, so it is a no-op."""
+    if idempotency_key:
+        return uuid.uuid5(FRAME_NAMESPACE, f"{camera_id}/{idempotency_key}")
+    return uuid.uuid4()
+
+
+def frame_object_key(camera_id: str, frame_id: uuid.UUID, extension: str) -> str:
+    return f"frames/{camera_id}/{frame_id}.{extension}"
+
+
+def latest_counts_key(camera_id: str) -> str:
+    """The Redis hash of a camera's latest per-class counts (written by the worker, read by the API)."""
+    return f"its:counts:latest:{camera_id}"
+
+
+def rate_limit_key(key_digest: str, window: int) -> str:
+    """The Redis counter of one API key's requests in one one-minute window."""
+    return f"its:ratelimit:{key_digest}:{window}"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FrameEvent(_Message):
+    """camera-events: one accepted frame; everything the worker needs to fetch and place it."""
+
+    frame_id: uuid.UUID
+    camera_id: str
+    object_key: str
+    captured_at: datetime
+    content_type: str
+
+
+class Detection(_Message):
+    cls: str
+    confidence: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class DetectionEvent(_Message):
+    """vehicle-detections: what the worker found in one frame."""
+
+    frame_id: uuid.UUID
+    camera_id: str
+    captured_at: datetime
+    detections: list[Detection]
+
+
+class AlertEvent(DetectionEvent):
+    """alerts: a frame whose vehicle count reached its camera's congestion threshold."""
+
+    kind: Literal["congestion"] = "congestion"
+    vehicles: int = Field(ge=0)
+    threshold: int = Field(ge=1)

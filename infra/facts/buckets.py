@@ -1,0 +1,78 @@
+"""infrastructure/minio/buckets.yaml: object-store buckets by role, and the service users."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field, model_validator
+
+from infra.facts._load import Strict, load
+from infra.facts.paths import INFRASTRUCTURE
+
+BUCKETS_FILE = INFRASTRUCTURE / "minio" / "buckets.yaml"
+POLICIES_DIR = INFRASTRUCTURE / "minio" / "policies"
+
+
+class LifecycleRule(Strict):
+    id: str = Field(min_length=1)
+    prefix: str = ""
+    expiration_days: int | None = Field(default=None, ge=1)
+    noncurrent_expiration_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _expires_something(self) -> LifecycleRule:
+        if self.expiration_days is None and self.noncurrent_expiration_days is None:
+            raise ValueError(f"rule {self.id}: needs expiration_days or noncurrent_expiration_days")
+        return self
+
+
+class Bucket(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    description: str = Field(min_length=1)
+    versioning: bool = False
+    lifecycle: list[LifecycleRule] = Field(default_factory=list)
+
+
+class BucketRoles(Strict):
+    frames: Bucket
+    models: Bucket
+    logs: Bucket
+    backups: Bucket
+
+
+class ServiceUser(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{2,63}$")
+    policy: str
+
+    @property
+    def secret_name(self) -> str:
+        """The key of this user's generated secret key in the local platform's secrets."""
+        return "minio_" + self.name.replace("-", "_")
+
+
+class UserRoles(Strict):
+    app: ServiceUser
+    backup: ServiceUser
+
+
+class BucketsFile(Strict):
+    buckets: BucketRoles
+    users: UserRoles
+
+    def all(self) -> list[Bucket]:
+        return [getattr(self.buckets, role) for role in BucketRoles.model_fields]
+
+    def all_users(self) -> list[ServiceUser]:
+        return [getattr(self.users, role) for role in UserRoles.model_fields]
+
+    @model_validator(mode="after")
+    def _policies_exist(self) -> BucketsFile:
+        for user in self.all_users():
+            if not (POLICIES_DIR / f"{user.policy}.json").is_file():
+                raise ValueError(f"users.{user.name}.policy: no policies/{user.policy}.json")
+        return self
+
+
+@cache
+def buckets() -> BucketsFile:
+    return load(BucketsFile, BUCKETS_FILE)

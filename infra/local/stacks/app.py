@@ -1,0 +1,115 @@
+"""The app: the API (uvicorn) and the YOLO worker, with the same ITS_* settings the Helm chart
+sets, their Vault AppRole identities provisioned by the vault stack."""
+
+from __future__ import annotations
+
+import httpx
+
+from infra.facts.redis import redis_settings
+from infra.kernel.health import Health
+from infra.kernel.layout import HOST
+from infra.kernel.programs import Program
+from infra.local.stacks.base import Stack, endpoints
+from infra.local.stacks.postgres import APP_ROLE, DATABASE
+
+API_IDENTITY = "its-api"
+WORKER_IDENTITY = "its-worker"
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as error:
+        return False, type(error).__name__
+    return response.status_code == 200, f"HTTP {response.status_code}"
+
+
+class App(Stack):
+    name = "app"
+    start_timeout = 180
+    generated_secrets = ("api_key_operator", "api_key_camera", "api_key_viewer")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.ports.api}"
+
+    def environment(self, identity: str) -> dict[str, str]:
+        """The ITS_* settings an app identity runs with: the names the Helm chart sets."""
+        p = self.ports
+        return {
+            "ITS_ENVIRONMENT": "local",
+            "ITS_DATABASE_URL": f"postgresql://{APP_ROLE}@{HOST}:{p.pgbouncer}/{DATABASE}",
+            "ITS_TIMESCALE": "auto",
+            "ITS_KAFKA_BOOTSTRAP_SERVERS": ",".join(endpoints(*p.many("kafka_broker"))),
+            "ITS_REDIS_SENTINELS": ",".join(endpoints(*p.many("sentinel"))),
+            "ITS_REDIS_MASTER_NAME": redis_settings().master_name,
+            "ITS_MINIO_ENDPOINT": f"{HOST}:{p.minio_api}",
+            "ITS_MINIO_SECURE": "false",
+            "ITS_VAULT_ADDR": f"http://{HOST}:{p.vault}",
+            "ITS_VAULT_AUTH_METHOD": "approle",
+            "ITS_VAULT_ROLE": identity,
+            "ITS_VAULT_ROLE_ID": str(self.secrets.get(f"vault_role_id:{identity}") or ""),
+            "ITS_VAULT_SECRET_ID_FILE": str(self.cfg.path("secrets", f"{identity}.secret-id")),
+            "ITS_WORKER_METRICS_PORT": str(p.worker_metrics),
+            "PYTHONUNBUFFERED": "1",
+            "YOLO_OFFLINE": "1",
+            "YOLO_CONFIG_DIR": str(self.cfg.path("ultralytics")),
+        }
+
+    def programs(self) -> list[Program]:
+        py = str(self.cfg.tools.python)
+        return [
+            Program(
+                "api",
+                self.name,
+                [
+                    py,
+                    "-m",
+                    "uvicorn",
+                    "app.api.main:app",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(self.ports.api),
+                    "--no-access-log",
+                ],
+                environment=self.environment(API_IDENTITY),
+            ),
+            Program(
+                "worker",
+                self.name,
+                # In a cluster the worker has GPU nodes of its own; here it shares two cores with
+                # the API, so it yields the CPU to requests (the API's latency SLO comes first).
+                ["nice", "-n", "10", py, "-m", "app.worker"],
+                environment=self.environment(WORKER_IDENTITY),
+                stopwaitsecs=60,
+                startsecs=5,
+            ),
+        ]
+
+    def start(self) -> None:
+        # The app's Vault identities exist only now: re-render and reload its programs first.
+        self.ctx.reload_programs()
+        super().start()
+
+    def api(self) -> Health:
+        ok, detail = _http_ok(f"{self.api_url}/readyz", timeout=5)
+        return Health(ok, {"readyz": detail}, endpoints(self.ports.api))
+
+    def worker(self) -> Health:
+        ok, detail = _http_ok(f"http://{HOST}:{self.ports.worker_metrics}/healthz")
+        return Health(ok, {"healthz": detail}, endpoints(self.ports.worker_metrics))
+
+    def health(self) -> Health:
+        api, worker = self.api(), self.worker()
+        return Health(
+            api.healthy and worker.healthy,
+            {"api": api.detail, "worker": worker.detail},
+            api.endpoints + worker.endpoints,
+        )
+
+    def status_names(self) -> tuple[str, ...]:
+        return ("api", "worker")
+
+    def status(self) -> dict[str, Health]:
+        return {"api": self.api(), "worker": self.worker()}

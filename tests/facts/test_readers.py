@@ -1,0 +1,59 @@
+"""The typed readers of infrastructure/: every fact file loads, and a wrong one is refused with
+the file and the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.facts._load import FactFileError, load
+from infra.facts.buckets import BUCKETS_FILE, BucketsFile, buckets
+from infra.facts.redis import redis_settings
+from infra.facts.timeseries import timeseries
+from infra.facts.topics import TOPICS_FILE, TopicsFile, topics
+from infra.facts.vault import vault_layout
+from infra.facts.versions import versions
+
+
+def test_every_fact_file_loads() -> None:
+    assert {t.name for t in topics().all()} >= {"camera-events", "vehicle-detections", "alerts"}
+    assert buckets().buckets.frames.lifecycle and buckets().users.app.policy
+    assert redis_settings().sentinel.quorum <= redis_settings().sentinel.count
+    assert timeseries().detections.retention
+    assert vault_layout().kv_version == 2
+    assert versions()["KAFKA_VERSION"]
+
+
+def _broken(tmp_path: Path, source: Path, change: dict[str, object]) -> Path:
+    document = yaml.safe_load(source.read_text())
+    for dotted, value in change.items():
+        *parents, leaf = dotted.split(".")
+        node = document
+        for part in parents:
+            node = node[part]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    target = tmp_path / source.name
+    target.write_text(yaml.safe_dump(document))
+    return target
+
+
+def test_a_topic_role_the_app_needs_cannot_go_missing(tmp_path: Path) -> None:
+    with pytest.raises(FactFileError, match=r"topics\.yaml: topics\.alerts: Field required"):
+        load(TopicsFile, _broken(tmp_path, TOPICS_FILE, {"topics.alerts": None}))
+
+
+def test_a_wrong_value_is_named_by_its_key(tmp_path: Path) -> None:
+    with pytest.raises(FactFileError, match=r"topics\.camera_events\.partitions"):
+        load(TopicsFile, _broken(tmp_path, TOPICS_FILE, {"topics.camera_events.partitions": 0}))
+    with pytest.raises(FactFileError, match=r"buckets\.yaml: .*no policies/nobody\.json"):
+        load(BucketsFile, _broken(tmp_path, BUCKETS_FILE, {"users.app.policy": "nobody"}))
+
+
+def test_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FactFileError, match=r"retension"):
+        load(TopicsFile, _broken(tmp_path, TOPICS_FILE, {"defaults.retension": "1"}))
