@@ -6,9 +6,10 @@ Both import this module; neither imports the other.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +20,7 @@ from infra.facts.topics import topics
 FRAMES_TOPIC = topics().topics.camera_events.name
 DETECTIONS_TOPIC = topics().topics.vehicle_detections.name
 ALERTS_TOPIC = topics().topics.alerts.name
+DEAD_LETTERS_TOPIC = topics().topics.dead_letters.name
 # Buckets, likewise (infrastructure/minio/buckets.yaml).
 FRAMES_BUCKET = buckets().buckets.frames.name
 MODELS_BUCKET = buckets().buckets.models.name
@@ -85,3 +87,37 @@ class AlertEvent(DetectionEvent):
     kind: Literal["congestion"] = "congestion"
     vehicles: int = Field(ge=0)
     threshold: int = Field(ge=1)
+
+
+# Why the worker can never process a camera-events message (each a label of
+# its_worker_dead_letters_total and a section of docs/runbooks/dead-letters.md).
+DeadLetterReason = Literal["undecodable_event", "object_missing", "undecodable_image"]
+DEAD_LETTER_REASONS: tuple[DeadLetterReason, ...] = get_args(DeadLetterReason)
+# A camera event is a few hundred bytes; whatever is larger is kept only up to this bound.
+DEAD_LETTER_MAX_VALUE_BYTES = 64 * 1024
+DEAD_LETTER_MAX_DETAIL_CHARS = 1000
+
+
+class DeadLetterEvent(_Message):
+    """camera-events-dead-letters: a message the worker set aside, with what is needed to inspect
+    it and to replay it onto its topic once the cause is fixed."""
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: str | None  # the original key as text (the camera id, for events the API wrote)
+    value_base64: str  # the original value, up to DEAD_LETTER_MAX_VALUE_BYTES
+    value_size: int = Field(ge=0)  # the original value's size in bytes
+    reason: DeadLetterReason
+    detail: str = Field(max_length=DEAD_LETTER_MAX_DETAIL_CHARS)
+    frame_id: uuid.UUID | None = None  # known once the event parsed
+    camera_id: str | None = None
+    object_key: str | None = None
+    dead_lettered_at: datetime
+
+    @property
+    def value_truncated(self) -> bool:
+        return self.value_size > len(self.original_value())
+
+    def original_value(self) -> bytes:
+        return base64.b64decode(self.value_base64)

@@ -3,13 +3,14 @@ vehicle-detections, alerts, latest counts -> commit offsets.
 
 Offsets are committed only after the database transaction, so a crash loses nothing; each
 frame is claimed in that transaction (frames.processed_at), so a redelivery counts nothing
-twice.
+twice. A message that can never be processed (app.worker.batch says which) goes to the
+dead-letter topic, acknowledged by Kafka before its offset is committed with the batch's; a
+transient fault rewinds the whole batch and retries it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import signal
 import time
@@ -18,17 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+import urllib3
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from minio.error import MinioException
 from PIL import Image
-from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from app.common import clients
 from app.common.contracts import (
     ALERTS_TOPIC,
+    DEAD_LETTERS_TOPIC,
     DETECTIONS_TOPIC,
     FRAMES_BUCKET,
     FRAMES_TOPIC,
     AlertEvent,
+    DeadLetterEvent,
     Detection,
     DetectionEvent,
     FrameEvent,
@@ -37,11 +42,25 @@ from app.common.contracts import (
 from app.common.secrets import VaultSecrets
 from app.common.settings import Settings
 from app.worker import metrics
+from app.worker.batch import split_batch
 from app.worker.detector import Detector, resolve_weights
 
 log = logging.getLogger("app.worker")
 COLUMNS = ("ts", "camera_id", "frame_id", "class", "confidence", "x1", "y1", "x2", "y2")
 MAINTENANCE_EVERY = 3600.0
+# Faults of the platform, not of a message: the batch is rewound and retried, nothing is lost.
+# (An S3Error other than a missing object is a MinioException; a refused or broken connection
+# to the store is urllib3's; Vault is not on this path: secrets are cached at start-up.)
+TRANSIENT = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    KafkaException,
+    RuntimeError,
+    MinioException,
+    urllib3.exceptions.HTTPError,
+    RedisError,
+)
 
 
 @dataclass
@@ -107,13 +126,14 @@ class Worker:
 
     async def _handle_batch(self, messages: list[Message]) -> None:
         try:
-            frames = await asyncio.to_thread(self._load_and_detect, messages)
+            frames, dead_letters = await asyncio.to_thread(self._load_and_detect, messages)
+            await asyncio.to_thread(self._dead_letter, dead_letters)
             fresh = await self._write(frames)
             thresholds = await self._thresholds({f.event.camera_id for f in fresh})
             self._publish(fresh, thresholds)
             await self._update_latest_counts(fresh)
             await asyncio.to_thread(self.consumer.commit, asynchronous=False)
-        except (OSError, asyncpg.PostgresError, KafkaException, RuntimeError) as error:
+        except TRANSIENT as error:
             # Not committed: rewind to the batch's first offsets and try again shortly.
             log.error("batch failed, will be redelivered", extra={"error": str(error)})
             metrics.FRAMES.labels("failed").inc(len(messages))
@@ -121,28 +141,57 @@ class Worker:
                 self.consumer.seek(TopicPartition(FRAMES_TOPIC, partition, offset))
             await asyncio.sleep(1)
 
-    def _load_and_detect(self, messages: list[Message]) -> list[Frame]:
-        events: list[FrameEvent] = []
-        for message in messages:
-            try:
-                events.append(FrameEvent.model_validate_json(message.value() or b""))
-            except ValidationError as error:
-                log.error(
-                    "malformed camera event skipped", extra={"offset": message.offset(), "error": str(error)}
-                )
-        images = []
-        for event in events:
-            response = self.store.get_object(FRAMES_BUCKET, event.object_key)
-            try:
-                images.append(Image.open(io.BytesIO(response.read())).convert("RGB"))
-            finally:
-                response.close()
-                response.release_conn()
+    def _load_and_detect(self, messages: list[Message]) -> tuple[list[Frame], list[DeadLetterEvent]]:
+        decoded, dead_letters = split_batch(messages, self._fetch)
+        images = [frame.image for frame in decoded]
         started = time.perf_counter()
         boxes = self.detector.detect(images)
         metrics.INFERENCE.observe(time.perf_counter() - started)
         metrics.BATCH.observe(len(images))
-        return [Frame(e, i, b) for e, i, b in zip(events, images, boxes, strict=True)]
+        frames = [Frame(d.event, d.image, b) for d, b in zip(decoded, boxes, strict=True)]
+        return frames, dead_letters
+
+    def _fetch(self, object_key: str) -> bytes:
+        response = self.store.get_object(FRAMES_BUCKET, object_key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _dead_letter(self, dead_letters: list[DeadLetterEvent]) -> None:
+        """Produce each dead letter and wait until Kafka acknowledged every one (acks=all), or raise."""
+        if not dead_letters:
+            return
+        failures: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(error)
+
+        for letter in dead_letters:
+            self.producer.produce(
+                DEAD_LETTERS_TOPIC,
+                key=letter.key,
+                value=letter.model_dump_json().encode(),
+                on_delivery=delivered,
+            )
+        if self.producer.flush(10) or failures:
+            raise RuntimeError(f"dead letters not acknowledged by Kafka: {failures[:3]}")
+        for letter in dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+            log.warning(
+                "camera event dead-lettered",
+                extra={
+                    "reason": letter.reason,
+                    "detail": letter.detail,
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "frame_id": str(letter.frame_id) if letter.frame_id else None,
+                    "camera_id": letter.camera_id,
+                    "topic": DEAD_LETTERS_TOPIC,
+                },
+            )
 
     async def _write(self, frames: list[Frame]) -> list[Frame]:
         """Record each frame in its own transaction; return the frames this delivery claimed."""

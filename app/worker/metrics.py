@@ -11,6 +11,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
+from app.common.contracts import DEAD_LETTER_REASONS
+
 FRAMES = Counter("its_worker_frames_total", "Frames handled", ["outcome"])
 INFERENCE = Histogram(
     "its_worker_inference_seconds",
@@ -21,6 +23,11 @@ BATCH = Histogram("its_worker_batch_size", "Frames per batch", buckets=(1, 2, 4,
 LAG = Gauge("its_worker_consumer_lag", "Messages behind the end of the partition", ["topic", "partition"])
 DETECTIONS = Counter("its_worker_detections_total", "Vehicles detected", ["class"])
 ALERTS = Counter("its_worker_congestion_alerts_total", "Congestion alerts raised")
+DEAD_LETTERS = Counter(
+    "its_worker_dead_letters_total", "camera-events messages set aside on the dead-letter topic", ["reason"]
+)
+for _reason in DEAD_LETTER_REASONS:
+    DEAD_LETTERS.labels(_reason)  # every reason exported from 0, so increase() sees the first one
 
 
 class _Quiet(WSGIRequestHandler):

@@ -32,6 +32,7 @@ class TopicRoles(Strict):
     camera_events: Topic
     vehicle_detections: Topic
     alerts: Topic
+    dead_letters: Topic
 
 
 class TopicsFile(Strict):

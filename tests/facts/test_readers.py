@@ -19,6 +19,10 @@ from infra.facts.versions import versions
 
 def test_every_fact_file_loads() -> None:
     assert {t.name for t in topics().all()} >= {"camera-events", "vehicle-detections", "alerts"}
+    # Dead letters outlive the events they came from: time to inspect and replay them.
+    facts = topics()
+    dead, events = facts.topics.dead_letters, facts.topics.camera_events
+    assert int(facts.config(dead)["retention.ms"]) > int(facts.config(events)["retention.ms"])
     assert buckets().buckets.frames.lifecycle and buckets().users.app.policy
     assert redis_settings().sentinel.quorum <= redis_settings().sentinel.count
     assert timeseries().detections.retention
