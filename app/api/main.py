@@ -16,18 +16,19 @@ from app.api.routes import cameras, counts, detections, frames, health
 from app.api.state import AppState
 from app.common import clients
 from app.common.logging import configure
-from app.common.secrets import VaultSecrets
+from app.common.secrets import VaultSecrets, identity_paths
 from app.common.settings import get_settings
 
 log = logging.getLogger("app.api")
-API_SECRETS = (*VaultSecrets.PATHS, "its/api/auth")
+API_KEYS_PATH = "its/api/auth"
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure(settings.log_level)
-    secrets = await asyncio.to_thread(VaultSecrets, settings, API_SECRETS)
+    paths = (*identity_paths(settings), API_KEYS_PATH)
+    secrets = await asyncio.to_thread(VaultSecrets, settings, paths)
     stop_refresh = secrets.start_background_refresh()
     state = AppState(
         settings=settings,

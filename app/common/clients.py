@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from minio import Minio
 from redis.asyncio.sentinel import Sentinel
 
-from app.common.secrets import VaultSecrets
+from app.common.secrets import VaultSecrets, identity_path
 from app.common.settings import Settings
 
 
@@ -30,7 +30,7 @@ def redis_sentinel(settings: Settings) -> Sentinel:
 
 
 def object_store(settings: Settings, secrets: VaultSecrets) -> Minio:
-    creds = secrets.get("its/shared/minio")
+    creds = secrets.get(identity_path(settings, "minio"))
     return Minio(
         settings.minio_endpoint,
         access_key=creds["access_key"],

@@ -10,6 +10,7 @@ import sys
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from app.common.timescale_switch import TimescaleMode, TimescaleUnavailableError
@@ -37,6 +38,14 @@ def sqlalchemy_url(url: str) -> str:
         return url
     parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": parsed.query["sslmode"]})
     return parsed.render_as_string(hide_password=False)
+
+
+def head_revision() -> str:
+    """The newest revision of infrastructure/database/migrations."""
+    head = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
+    if head is None:
+        raise RuntimeError(f"{ALEMBIC_INI}: no migrations")
+    return head
 
 
 def upgrade(url: str, timescale: TimescaleMode, revision: str = "head") -> None:

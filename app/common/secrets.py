@@ -27,12 +27,21 @@ class ApiKey:
     role: str
 
 
-class VaultSecrets:
-    PATHS = ("its/shared/postgres", "its/shared/minio")
+def identity_path(settings: Settings, name: str) -> str:
+    """A secret of this process's own identity: its-api reads its/api/<name>, its-worker
+    its/worker/<name>; each identity's policy lets it read its own and nothing else."""
+    return f"{settings.vault_role.replace('-', '/', 1)}/{name}"
 
-    def __init__(self, settings: Settings, paths: tuple[str, ...] = PATHS) -> None:
+
+def identity_paths(settings: Settings) -> tuple[str, ...]:
+    """What every app identity reads: its database and object-store credentials."""
+    return (identity_path(settings, "postgres"), identity_path(settings, "minio"))
+
+
+class VaultSecrets:
+    def __init__(self, settings: Settings, paths: tuple[str, ...] | None = None) -> None:
         self.settings = settings
-        self.paths = paths
+        self.paths = paths or identity_paths(settings)
         self._values: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.refresh()
@@ -86,7 +95,7 @@ class VaultSecrets:
 
     def database_dsn(self) -> str:
         """The settings' URL with the password from Vault."""
-        creds = self.get("its/shared/postgres")
+        creds = self.get(identity_path(self.settings, "postgres"))
         scheme, _, rest = self.settings.database_url.partition("://")
         _, _, hostpart = rest.rpartition("@")
         return f"{scheme}://{creds['username']}:{creds['password']}@{hostpart}"

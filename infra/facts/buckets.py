@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -26,11 +27,24 @@ class LifecycleRule(Strict):
         return self
 
 
+class ObjectLock(Strict):
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: int = Field(ge=1, le=3650)
+
+
 class Bucket(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     description: str = Field(min_length=1)
     versioning: bool = False
     lifecycle: list[LifecycleRule] = Field(default_factory=list)
+    # Object lock is set when the bucket is made (it cannot be added later) and needs versioning.
+    object_lock: ObjectLock | None = None
+
+    @model_validator(mode="after")
+    def _lock_needs_versioning(self) -> Bucket:
+        if self.object_lock and not self.versioning:
+            raise ValueError(f"{self.name}: object_lock needs versioning: true")
+        return self
 
 
 class BucketRoles(Strict):
@@ -51,7 +65,8 @@ class ServiceUser(Strict):
 
 
 class UserRoles(Strict):
-    app: ServiceUser
+    api: ServiceUser
+    worker: ServiceUser
     backup: ServiceUser
 
 

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from redis.sentinel import Sentinel
 
 from infra.facts.buckets import buckets
+from infra.facts.database import database_roles
 from infra.facts.redis import redis_settings
 from infra.kernel.health import wait_until
 from infra.kernel.layout import HOST
@@ -107,12 +108,12 @@ def _postmaster_pid(platform: Platform, member: str) -> int:
 def postgres_primary_kill(platform: Platform) -> DrillResult:
     """Kill the primary's Patroni and PostgreSQL (a lost node); Patroni promotes the
     synchronous standby once the leader key expires; every committed row is on it."""
-    cfg, secrets = platform.cfg, platform.secrets
     with psycopg.connect(platform.stack(Postgres).superuser_dsn("its"), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (run text, n integer, PRIMARY KEY (run, n))")
-        conn.execute("GRANT ALL ON drill_writes TO its_app")
+        conn.execute(f"GRANT SELECT, INSERT ON drill_writes TO {database_roles().worker}")
     run = uuid.uuid4().hex[:8]
-    app_dsn = f"postgresql://its_app:{secrets['postgres_app']}@{HOST}:{cfg.ports.pgbouncer}/its"
+    # The worker's identity through PgBouncer: the path the app's writes take.
+    app_dsn = platform.stack(Postgres).role_dsn(database_roles().worker)
     connection: list[psycopg.Connection[tuple[object, ...]]] = []
 
     def write(number: int) -> None:

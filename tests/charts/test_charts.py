@@ -235,7 +235,9 @@ def test_app_settings_come_from_the_shared_definitions(env: str) -> None:
         assert settings["ITS_VAULT_KV_MOUNT"] == vault_layout().kv_mount
         assert settings["ITS_VAULT_AUTH_METHOD"] == "kubernetes"
         assert settings["ITS_VAULT_ROLE"] == f"its-{component}"
-        assert settings["ITS_DATABASE_URL"].startswith("postgresql://its_app@")
+        # No user in the URL: each identity logs in as the role Vault names for it.
+        url = settings["ITS_DATABASE_URL"]
+        assert url.startswith("postgresql://") and "@" not in url
         assert "," not in settings["ITS_REDIS_SENTINELS"] or all(
             ":" in s for s in settings["ITS_REDIS_SENTINELS"].split(",")
         )
@@ -410,7 +412,7 @@ def test_the_app_connects_to_what_the_platform_charts_create(env: str) -> None:
     ]
     databases = env_render("its-databases", env)
     (pooler,) = databases.of_kind("Pooler")
-    host = settings["ITS_DATABASE_URL"].split("@")[1].split(":")[0]
+    host = settings["ITS_DATABASE_URL"].removeprefix("postgresql://").split(":")[0]
     assert host == f"{pooler['metadata']['name']}.{databases.render.namespace}.svc"
     assert (databases.render.namespace, {"cnpg.io/poolerName": pooler["metadata"]["name"]}) in egress
     topics = env_render("its-kafka-topics", env)

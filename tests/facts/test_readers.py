@@ -23,7 +23,7 @@ def test_every_fact_file_loads() -> None:
     facts = topics()
     dead, events = facts.topics.dead_letters, facts.topics.camera_events
     assert int(facts.config(dead)["retention.ms"]) > int(facts.config(events)["retention.ms"])
-    assert buckets().buckets.frames.lifecycle and buckets().users.app.policy
+    assert buckets().buckets.frames.lifecycle and buckets().users.api.policy
     assert redis_settings().sentinel.quorum <= redis_settings().sentinel.count
     assert timeseries().detections.retention
     assert vault_layout().kv_version == 2
@@ -55,7 +55,7 @@ def test_a_wrong_value_is_named_by_its_key(tmp_path: Path) -> None:
     with pytest.raises(FactFileError, match=r"topics\.camera_events\.partitions"):
         load(TopicsFile, _broken(tmp_path, TOPICS_FILE, {"topics.camera_events.partitions": 0}))
     with pytest.raises(FactFileError, match=r"buckets\.yaml: .*no policies/nobody\.json"):
-        load(BucketsFile, _broken(tmp_path, BUCKETS_FILE, {"users.app.policy": "nobody"}))
+        load(BucketsFile, _broken(tmp_path, BUCKETS_FILE, {"users.api.policy": "nobody"}))
 
 
 def test_an_unknown_key_is_refused(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from io import BytesIO
 from typing import Any
 
 import httpx
@@ -13,14 +15,18 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 from minio import Minio
+from minio.error import S3Error
 
-from infra.facts.buckets import buckets
+from app.common.settings import Settings
+from infra.facts.buckets import ServiceUser, buckets
+from infra.facts.database import database_roles
 from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import redis_settings
 from infra.facts.topics import topics
 from infra.facts.vault import vault_layout
-from infra.local.stacks import Kafka
+from infra.local.stacks import Kafka, Postgres
 from infra.local.stacks import Minio as MinioStack
+from infra.local.stacks.postgres import password_secret
 from tests.conftest import RunningPlatform
 
 pytestmark = pytest.mark.platform
@@ -50,13 +56,43 @@ def test_postgres_streams_to_a_synchronous_standby(local_platform: RunningPlatfo
     assert {"cameras", "frames", "users", "roles", "alembic_version"} <= tables
 
 
+def test_each_database_identity_has_only_its_privileges(local_platform: RunningPlatform) -> None:
+    """roles.yaml enforced by the server: the API cannot drop or change what it only reads, the
+    worker cannot register cameras or delete frames, neither can run the partition keeper's DDL
+    directly; the owner, through the migrations, holds the schema."""
+    postgres = local_platform.platform.stack(Postgres)
+    roles = database_roles()
+    refused = {
+        roles.api: ["DROP TABLE detections", "DELETE FROM frames", "UPDATE cameras SET name = 'x'",
+                    "INSERT INTO detections (ts, camera_id, frame_id, class, confidence, x1, y1, x2, y2)"
+                    " VALUES (now(), 'c', gen_random_uuid(), 'car', 0.5, 0, 0, 1, 1)",
+                    "SELECT its_maintain()", "CREATE TABLE intruder (id int)"],
+        roles.worker: ["DROP TABLE frames", "INSERT INTO cameras (id, name) VALUES ('zz-cam', 'x')",
+                       "DELETE FROM frames", "SELECT * FROM vehicle_counts_1m", "TRUNCATE detections"],
+    }  # fmt: skip
+    for role, statements in refused.items():
+        with psycopg.connect(postgres.role_dsn(role, through_bouncer=False), autocommit=True) as conn:
+            for statement in statements:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    with psycopg.connect(postgres.role_dsn(roles.worker, through_bouncer=False), autocommit=True) as conn:
+        conn.execute("SELECT its_maintain()")  # granted: it runs as the owner
+        assert conn.execute("SELECT count(*) FROM cameras").fetchone() is not None
+    with psycopg.connect(local_platform.database_dsn) as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    assert owners == [(roles.owner,)]
+
+
 def test_pgbouncer_serves_the_app_role(local_platform: RunningPlatform, host: Any) -> None:
     p = local_platform.cfg.ports
-    password = local_platform.platform.secrets["postgres_app"]
-    psql = f"psql -h 127.0.0.1 -p {p.pgbouncer} -U its_app -d its -tAc 'select current_user'"
+    role = database_roles().api
+    password = local_platform.platform.secrets[password_secret(role)]
+    psql = f"psql -h 127.0.0.1 -p {p.pgbouncer} -U {role} -d its -tAc 'select current_user'"
     cmd = host.run(f"PGPASSWORD='{password}' {psql}")
     assert cmd.rc == 0, cmd.stderr
-    assert cmd.stdout.strip() == "its_app"
+    assert cmd.stdout.strip() == role
 
 
 def test_sentinels_see_the_master_two_replicas_and_quorum(local_platform: RunningPlatform, host: Any) -> None:
@@ -112,15 +148,45 @@ def test_minio_has_the_buckets_lifecycle_and_four_drives(local_platform: Running
     assert health.headers["x-minio-write-quorum"] == "3"  # an erasure set of 4 drives
 
 
-def test_app_identity_of_minio_is_scoped_by_its_policy(local_platform: RunningPlatform) -> None:
-    secrets = local_platform.platform.secrets
-    user, b = buckets().users.app, buckets().buckets
-    app = Minio(
-        f"127.0.0.1:{local_platform.cfg.ports.minio_api}", user.name, secrets[user.secret_name], secure=False
-    )
-    assert app.bucket_exists(b.frames.name)
-    with pytest.raises(Exception, match="Access Denied"):
-        app.list_objects(b.backups.name).__next__()
+def _as(local_platform: RunningPlatform, user: ServiceUser) -> Minio:
+    secret = local_platform.platform.secrets[user.secret_name]
+    # The region is given, as the app does: a policy need not grant the bucket-location lookup.
+    region = Settings.model_fields["minio_region"].default
+    endpoint = f"127.0.0.1:{local_platform.cfg.ports.minio_api}"
+    return Minio(endpoint, user.name, secret, secure=False, region=region)
+
+
+def test_each_identity_of_minio_is_scoped_by_its_policy(local_platform: RunningPlatform) -> None:
+    users, b = buckets().users, buckets().buckets
+    api, worker = _as(local_platform, users.api), _as(local_platform, users.worker)
+    body = b"frame"
+    api.put_object(b.frames.name, "frames/scope-test/a.jpg", BytesIO(body), len(body))
+    assert worker.get_object(b.frames.name, "frames/scope-test/a.jpg").read() == body
+    denied: list[Callable[[], object]] = [
+        lambda: api.get_object(b.frames.name, "frames/scope-test/a.jpg"),  # the API never reads frames
+        lambda: worker.put_object(b.frames.name, "frames/scope-test/b.jpg", BytesIO(body), len(body)),
+        lambda: api.put_object(b.frames.name, "elsewhere/c.jpg", BytesIO(body), len(body)),
+        lambda: api.put_object(b.models.name, "models/x.pt", BytesIO(body), len(body)),
+        lambda: next(iter(worker.list_objects(b.backups.name))),
+    ]
+    for attempt in denied:
+        with pytest.raises(S3Error, match="Access Denied"):
+            attempt()
+
+
+def test_backups_are_object_locked_against_their_own_writer(local_platform: RunningPlatform) -> None:
+    """A version in the backups bucket cannot be deleted before its retention ends, not even by
+    the identity that wrote it."""
+    lock = buckets().buckets.backups.object_lock
+    assert lock is not None
+    backup = _as(local_platform, buckets().users.backup)
+    name = buckets().buckets.backups.name
+    written = backup.put_object(name, "postgres/lock-test/object", BytesIO(b"base"), 4)
+    config = local_platform.platform.stack(MinioStack).root_client().get_object_lock_config(name)
+    assert (config.mode, config.duration, config.duration_unit) == (lock.mode, lock.days, "Days")
+    with pytest.raises(S3Error, match=r"WORM|retention|locked|Access Denied"):
+        backup.remove_object(name, "postgres/lock-test/object", version_id=written.version_id)
+    assert backup.stat_object(name, "postgres/lock-test/object", version_id=written.version_id).size == 4
 
 
 def test_vault_is_unsealed_and_delivers_the_app_secrets_by_approle(local_platform: RunningPlatform) -> None:
@@ -130,9 +196,9 @@ def test_vault_is_unsealed_and_delivers_the_app_secrets_by_approle(local_platfor
     secret_id = open(env["ITS_VAULT_SECRET_ID_FILE"]).read()  # noqa: PTH123,SIM115
     vault.auth.approle.login(role_id=env["ITS_VAULT_ROLE_ID"], secret_id=secret_id)
     data = vault.secrets.kv.v2.read_secret_version(
-        path="its/shared/postgres", mount_point="secret", raise_on_deleted_version=True
+        path="its/worker/postgres", mount_point=vault_layout().kv_mount, raise_on_deleted_version=True
     )
-    assert data["data"]["data"]["username"] == "its_app"
+    assert data["data"]["data"]["username"] == database_roles().worker
     assert sorted(local_platform.platform.secrets["vault_policies_checked"]) == sorted(
         role_policy for role in vault_layout().approles for role_policy in role.policies
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 
-from app.common.migrate import alembic_config
+from app.common.migrate import alembic_config, head_revision
 from infra.facts.timeseries import timeseries
 from tests.timescale.conftest import run_migrate
 from tests.timescale.engine import TimescaleEngine, close, connect
@@ -57,7 +57,9 @@ def test_the_engine_is_timescaledb_and_the_migrations_created_the_extension(
     assert migrated.timescaledb_version.startswith("2.")
     rows = fetch(migrated.dsn, "SELECT extname FROM pg_extension WHERE extname = 'timescaledb'")
     assert rows == [{"extname": "timescaledb"}]
-    assert fetch(migrated.dsn, "SELECT version_num FROM alembic_version") == [{"version_num": "0001"}]
+    assert fetch(migrated.dsn, "SELECT version_num FROM alembic_version") == [
+        {"version_num": head_revision()}
+    ]
 
 
 def test_detections_is_a_hypertable_with_the_declared_chunk_interval(migrated: TimescaleEngine) -> None:

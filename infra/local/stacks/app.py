@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import httpx
 
+from infra.facts.database import role_for
 from infra.facts.redis import redis_settings
 from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 from infra.local.stacks.base import Stack, endpoints
-from infra.local.stacks.postgres import APP_ROLE, DATABASE
+from infra.local.stacks.postgres import DATABASE
 
 API_IDENTITY = "its-api"
 WORKER_IDENTITY = "its-worker"
@@ -38,7 +39,7 @@ class App(Stack):
         p = self.ports
         return {
             "ITS_ENVIRONMENT": "local",
-            "ITS_DATABASE_URL": f"postgresql://{APP_ROLE}@{HOST}:{p.pgbouncer}/{DATABASE}",
+            "ITS_DATABASE_URL": f"postgresql://{role_for(identity)}@{HOST}:{p.pgbouncer}/{DATABASE}",
             "ITS_TIMESCALE": "auto",
             "ITS_KAFKA_BOOTSTRAP_SERVERS": ",".join(endpoints(*p.many("kafka_broker"))),
             "ITS_REDIS_SENTINELS": ",".join(endpoints(*p.many("sentinel"))),

@@ -11,6 +11,7 @@ from minio import MinioAdmin
 from minio.commonconfig import ENABLED, Filter
 from minio.credentials import StaticProvider
 from minio.lifecycleconfig import Expiration, LifecycleConfig, NoncurrentVersionExpiration, Rule
+from minio.objectlockconfig import DAYS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
 from infra.facts.buckets import POLICIES_DIR, LifecycleRule, buckets
@@ -97,7 +98,10 @@ class Minio(Stack):
         client = self.root_client()
         for bucket in spec.all():
             if not client.bucket_exists(bucket.name):
-                client.make_bucket(bucket.name)
+                client.make_bucket(bucket.name, object_lock=bucket.object_lock is not None)
+            if bucket.object_lock:
+                lock = bucket.object_lock
+                client.set_object_lock_config(bucket.name, ObjectLockConfig(lock.mode, lock.days, DAYS))
             if bucket.versioning:
                 client.set_bucket_versioning(bucket.name, VersioningConfig(ENABLED))
             client.set_bucket_lifecycle(bucket.name, lifecycle(bucket.lifecycle))

@@ -10,30 +10,43 @@ import psycopg
 from psycopg import sql
 
 from app.common import migrate
+from infra.facts.database import database_roles
 from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program, postgres_user
 from infra.local.stacks.base import Stack, chown_postgres, endpoints
 
 MEMBERS = 2
-APP_ROLE = "its_app"
 DATABASE = "its"
+
+
+def password_secret(role: str) -> str:
+    """The key of a database role's generated password in the platform's secrets."""
+    return f"postgres_role:{role}"
 
 
 class Postgres(Stack):
     name = "postgres"
     start_timeout = 120
-    generated_secrets = ("postgres_superuser", "postgres_replication", "postgres_rewind", "postgres_app")
+    # The superuser and Patroni's own roles, then the schema owner and each app identity
+    # (infrastructure/database/roles.yaml).
+    generated_secrets = (
+        "postgres_superuser",
+        "postgres_replication",
+        "postgres_rewind",
+        *(password_secret(role) for role in (database_roles().owner, *database_roles().roles)),
+    )
 
     def superuser_dsn(self, dbname: str = "postgres") -> str:
         # Through HAProxy: always the current primary, whichever member that is.
         password = self.secrets["postgres_superuser"]
         return f"postgresql://postgres:{password}@{HOST}:{self.ports.haproxy_primary}/{dbname}"
 
-    def app_dsn(self) -> str:
-        """The app role through PgBouncer, as the app connects."""
-        password = self.secrets["postgres_app"]
-        return f"postgresql://{APP_ROLE}:{password}@{HOST}:{self.ports.pgbouncer}/{DATABASE}"
+    def role_dsn(self, role: str, through_bouncer: bool = True) -> str:
+        """A role's DSN: through PgBouncer as the app connects, or straight to the primary."""
+        password = self.secrets[password_secret(role)]
+        port = self.ports.pgbouncer if through_bouncer else self.ports.haproxy_primary
+        return f"postgresql://{role}:{password}@{HOST}:{port}/{DATABASE}"
 
     def render(self) -> None:
         cfg, p = self.cfg, self.ports
@@ -80,10 +93,10 @@ class Postgres(Stack):
         )
         chown_postgres(cfg.conf_dir / "pgbouncer.ini")
         userlist = bouncer_dir / "userlist.txt"
-        userlist.write_text(
-            f'"{APP_ROLE}" "{self.secrets["postgres_app"]}"\n'
-            f'"postgres" "{self.secrets["postgres_superuser"]}"\n'
-        )
+        # PgBouncer serves the app identities (and the superuser, for its admin console).
+        users = {role: self.secrets[password_secret(role)] for role in database_roles().roles}
+        users["postgres"] = self.secrets["postgres_superuser"]
+        userlist.write_text("".join(f'"{role}" "{password}"\n' for role, password in users.items()))
         userlist.chmod(0o600)
         chown_postgres(userlist)
         if postgres_user():
@@ -191,33 +204,32 @@ class Postgres(Stack):
 
     def _query_bouncer(self) -> bool:
         try:
-            with psycopg.connect(
-                host=HOST,
-                port=self.ports.pgbouncer,
-                dbname=DATABASE,
-                user=APP_ROLE,
-                password=self.secrets["postgres_app"],
-                connect_timeout=2,
-            ) as conn:
+            with psycopg.connect(self.role_dsn(database_roles().api), connect_timeout=2) as conn:
                 return conn.execute("SELECT 1").fetchone() == (1,)
         except psycopg.Error:
             return False
 
     def provision(self) -> str:
+        """The schema owner and the app identities as login roles, the database owned by the
+        owner, then the schema through the one migration entry point, run as the owner."""
+        roles = database_roles()
         with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
-            role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
-            statement = "ALTER ROLE {} WITH LOGIN PASSWORD {}" if role else "CREATE ROLE {} LOGIN PASSWORD {}"
-            conn.execute(
-                sql.SQL(statement).format(sql.Identifier(APP_ROLE), sql.Literal(self.secrets["postgres_app"]))
-            )
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(*map(sql.Identifier, (DATABASE, APP_ROLE)))
+            for role in (roles.owner, *roles.roles):
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                statement = (
+                    "ALTER ROLE {} WITH LOGIN PASSWORD {}" if exists else "CREATE ROLE {} LOGIN PASSWORD {}"
                 )
-        password = self.secrets["postgres_app"]
-        migrate.upgrade(
-            f"postgresql://{APP_ROLE}:{password}@{HOST}:{self.ports.haproxy_primary}/{DATABASE}", "auto"
-        )
+                password = sql.Literal(self.secrets[password_secret(role)])
+                conn.execute(sql.SQL(statement).format(sql.Identifier(role), password))
+            owner, database = sql.Identifier(roles.owner), sql.Identifier(DATABASE)
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, owner))
+            else:
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, owner))
+        with psycopg.connect(self.superuser_dsn(DATABASE), autocommit=True) as conn:
+            # PostgreSQL 15 already keeps CREATE on public from PUBLIC; the owner needs it.
+            conn.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(owner))
+        migrate.upgrade(self.role_dsn(roles.owner, through_bouncer=False), "auto")
         with psycopg.connect(self.superuser_dsn(DATABASE)) as conn:
             version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        return f"schema at revision {version[0] if version else '?'}"
+        return f"schema at revision {version[0] if version else '?'}, owned by {roles.owner}"

@@ -23,14 +23,15 @@ from typing import Any
 import httpx
 import hvac
 
-from infra.facts.buckets import buckets
+from infra.facts.buckets import ServiceUser, buckets
+from infra.facts.database import database_roles
 from infra.facts.vault import POLICIES_DIR, vault_layout
 from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 from infra.local.secrets import PlatformSecrets
 from infra.local.stacks.base import Stack, endpoints
-from infra.local.stacks.postgres import APP_ROLE
+from infra.local.stacks.postgres import password_secret
 
 POLICY_BLOCK = re.compile(r'path\s+"[^"]+"\s*\{\s*capabilities\s*=\s*\[[^\]]*\]\s*\}', re.S)
 SERVER = "RustyVault (Vault HTTP API); policies not enforced"
@@ -144,14 +145,19 @@ class Vault(Stack):
         )
 
     def app_secrets(self) -> dict[str, dict[str, Any]]:
-        """What the provisioner writes under the KV mount: exactly the paths vault.yaml declares."""
-        app_user = buckets().users.app
+        """What the provisioner writes under the KV mount: exactly the paths vault.yaml declares,
+        each identity's credentials at its own path."""
+        roles, users = database_roles(), buckets().users
+
+        def postgres(role: str) -> dict[str, Any]:
+            return {"username": role, "password": self.secrets[password_secret(role)]}
+
+        def minio(user: ServiceUser) -> dict[str, Any]:
+            return {"access_key": user.name, "secret_key": self.secrets[user.secret_name]}
+
         return {
-            "its/shared/postgres": {"username": APP_ROLE, "password": self.secrets["postgres_app"]},
-            "its/shared/minio": {
-                "access_key": app_user.name,
-                "secret_key": self.secrets[app_user.secret_name],
-            },
+            "its/api/postgres": postgres(roles.api),
+            "its/api/minio": minio(users.api),
             "its/api/auth": {
                 "api_keys": json.dumps(
                     {
@@ -161,6 +167,9 @@ class Vault(Stack):
                     }
                 )
             },
+            "its/worker/postgres": postgres(roles.worker),
+            "its/worker/minio": minio(users.worker),
+            "its/migrate/postgres": postgres(roles.owner),
         }
 
     def provision(self) -> str:

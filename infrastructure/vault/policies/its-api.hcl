@@ -1,8 +1,6 @@
-# The API reads its own secrets (API keys, database and object-store credentials); it writes nothing.
+# The API reads its own secrets (API keys, its database and object-store credentials); it
+# writes nothing and reads no other identity's.
 path "secret/data/its/api/*" {
-  capabilities = ["read"]
-}
-path "secret/data/its/shared/*" {
   capabilities = ["read"]
 }
 path "auth/token/renew-self" {

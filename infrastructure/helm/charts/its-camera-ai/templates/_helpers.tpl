@@ -173,7 +173,7 @@ seccompProfile:
 - name: ITS_LOG_LEVEL
   value: {{ .Values.config.logLevel | quote }}
 - name: ITS_DATABASE_URL
-  value: {{ printf "postgresql://%s@%s:%d/%s" .Values.config.database.user .Values.config.database.host (int .Values.config.database.port) .Values.config.database.name | quote }}
+  value: {{ printf "postgresql://%s:%d/%s" .Values.config.database.host (int .Values.config.database.port) .Values.config.database.name | quote }}
 - name: ITS_TIMESCALE
   value: {{ .Values.config.database.timescale | quote }}
 - name: ITS_KAFKA_BOOTSTRAP_SERVERS
