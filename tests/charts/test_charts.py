@@ -338,7 +338,12 @@ def test_buckets_and_lifecycle_rules_are_the_shared_definitions(env: str) -> Non
     config_map = env_render("its-minio-buckets", env).of_kind("ConfigMap")[0]["data"]
     script = config_map["apply.sh"]
     for bucket in buckets().all():
-        assert f"mc mb --ignore-existing its/{bucket.name}" in script
+        if bucket.object_lock:
+            assert f"mc mb --ignore-existing --with-lock its/{bucket.name}" in script
+            lock = bucket.object_lock
+            assert f"mc retention set --default {lock.mode} {lock.days}d its/{bucket.name}" in script
+        else:
+            assert f"mc mb --ignore-existing its/{bucket.name}" in script
         assert (f"mc version enable its/{bucket.name}" in script) is bucket.versioning
         rules = json.loads(config_map[f"lifecycle-{bucket.name}.json"])["Rules"]
         assert [r["ID"] for r in rules] == [r.id for r in bucket.lifecycle]

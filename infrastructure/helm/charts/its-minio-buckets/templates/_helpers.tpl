@@ -50,7 +50,13 @@ apply.sh: |
   mc alias set its "$MINIO_ENDPOINT" "$(cat /secrets/root/access-key)" "$(cat /secrets/root/secret-key)" >/dev/null
   {{- range $spec.buckets }}
   echo "bucket {{ .name }}"
+  {{- if .object_lock }}
+  # Object lock exists only if the bucket is made with it; then every version keeps its retention.
+  mc mb --ignore-existing --with-lock its/{{ .name }}
+  mc retention set --default {{ .object_lock.mode }} {{ .object_lock.days }}d its/{{ .name }}
+  {{- else }}
   mc mb --ignore-existing its/{{ .name }}
+  {{- end }}
   {{- if .versioning }}
   mc version enable its/{{ .name }}
   {{- end }}
