@@ -11,13 +11,15 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import httpx
+
 from infra.local import backup
-from infra.local.config import SHARED, LocalPlatformConfig, PlatformConfigError
+from infra.local.config import HOST, SHARED, LocalPlatformConfig, PlatformConfigError
 from infra.local.health import Health, HealthChecks, wait_until
 from infra.local.programs import START_ORDER
 from infra.local.provision import kafka, minio, postgres, vault
 from infra.local.render import render_all, render_supervisor
-from infra.local.secrets import PlatformSecrets
+from infra.local.secrets import LOCAL_CAMERAS, PlatformSecrets
 from infra.local.supervisor import Supervisor
 
 # How long each stack may take to become healthy on a cold 2-core machine.
@@ -110,17 +112,30 @@ class Platform:
             return vault.provision(self.cfg, self.secrets)
         if group == "monitoring":
             return f"{len(list(SHARED['prometheus_rules'].glob('*.yaml')))} rule files loaded"
+        if group == "app":
+            return self._register_cameras()
         return ""
+
+    def _register_cameras(self) -> str:
+        """The cameras the local camera keys are bound to, registered through the API."""
+        operator = self.secrets.api_credentials().operator
+        for camera in LOCAL_CAMERAS:
+            response = httpx.post(
+                f"http://{HOST}:{self.cfg.ports.api}/v1/cameras",
+                json={"id": camera, "name": f"Local camera {camera}"},
+                headers={"X-API-Key": operator},
+                timeout=10,
+            )
+            if response.status_code not in (201, 409):
+                raise RuntimeError(f"registering {camera}: {response.status_code} {response.text}")
+        return f"cameras {', '.join(LOCAL_CAMERAS)} registered; API keys in {self.secrets.credentials_file}"
 
     def smoke(self) -> None:
         from app.smoke import run_smoke
 
         log("==> [smoke] frame in through the API, detection out through the API")
         result = run_smoke(
-            f"http://127.0.0.1:{self.cfg.ports.api}",
-            self.secrets["api_key_operator"],
-            self.secrets["api_key_camera"],
-            timeout_s=120,
+            f"http://127.0.0.1:{self.cfg.ports.api}", self.secrets.api_credentials().operator, timeout_s=120
         )
         log(f"    {result.summary()}")
 

@@ -145,7 +145,11 @@ class HealthChecks:
 
     def api(self) -> Health:
         ok, detail = _http_ok(f"http://{HOST}:{self.p.api}/readyz", timeout=5)
-        return Health(ok, _endpoints(self.p.api), {"readyz": detail})
+        return Health(
+            ok,
+            _endpoints(self.p.api),
+            {"readyz": detail, "credentials_file": str(self.secrets.credentials_file)},
+        )
 
     def worker(self) -> Health:
         ok, detail = _http_ok(f"http://{HOST}:{self.p.worker_metrics}/healthz")

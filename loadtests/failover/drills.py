@@ -266,7 +266,7 @@ def vault_restart(platform: Platform) -> DrillResult:
     serving meanwhile (its secrets are cached) — the app's readiness is sampled throughout."""
     cfg = platform.cfg
     api = f"http://{HOST}:{cfg.ports.api}/v1/cameras"
-    headers = {"X-API-Key": str(platform.secrets["api_key_operator"])}
+    headers = {"X-API-Key": platform.secrets.api_credentials().operator}
 
     def app_serves(number: int) -> None:
         response = httpx.get(api, headers=headers, timeout=3)

@@ -13,13 +13,13 @@ differences this module works around, each said where it happens:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import hvac
 import yaml
 
+from app.common.apikeys import dump_records
 from infra.local.config import HOST, SHARED, LocalPlatformConfig
 from infra.local.secrets import PlatformSecrets
 
@@ -79,15 +79,9 @@ def provision(cfg: LocalPlatformConfig, secrets: PlatformSecrets) -> str:
     values = {
         "its/shared/postgres": {"username": "its_app", "password": secrets["postgres_app"]},
         "its/shared/minio": {"access_key": "its-app", "secret_key": secrets["minio_its_app"]},
-        "its/api/auth": {
-            "api_keys": json.dumps(
-                {
-                    secrets["api_key_operator"]: {"name": "local-operator", "role": "operator"},
-                    secrets["api_key_camera"]: {"name": "local-camera", "role": "camera"},
-                    secrets["api_key_viewer"]: {"name": "local-viewer", "role": "viewer"},
-                }
-            )
-        },
+        # Hashed records only; the pepper of their hashes at a path of its own.
+        "its/api/auth": {"api_keys": dump_records(secrets.api_key_records())},
+        "its/api/pepper": {"pepper": secrets["api_pepper"]},
     }
     declared = spec["secrets"]
     if set(values) != set(declared):

@@ -1,5 +1,9 @@
-# The API reads its own secrets (API keys, database and object-store credentials); it writes nothing.
-path "secret/data/its/api/*" {
+# The API reads its own secrets (API key records and their pepper, database and object-store
+# credentials); it writes nothing.
+path "secret/data/its/api/auth" {
+  capabilities = ["read"]
+}
+path "secret/data/its/api/pepper" {
   capabilities = ["read"]
 }
 path "secret/data/its/shared/*" {
