@@ -18,8 +18,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
 
 from app.api.deps import State, frame_poster, require_camera
 from app.api.images import Frame, FrameLimits, FrameRejectedError, check_frame
@@ -94,6 +95,7 @@ async def post_frame(
 async def _read_form(request: Request, max_bytes: int) -> tuple[bytes, datetime | None]:
     async with request.form(max_files=1, max_fields=1, max_part_size=1024) as form:
         upload = form.get("file")
+        # Starlette's UploadFile: what request.form() builds (FastAPI's is a subclass it never makes).
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, "the frame is missing: send it as the multipart file field 'file'")
         data = await upload.read(max_bytes + 1)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import httpx
+import pytest
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import Message
 
+from app.api.routes.frames import _read_form
 from tests.app.asgi import call
 from tests.app.routes.conftest import CAM1, OPERATOR, VIEWER
 
 MULTIPART = "multipart/form-data; boundary=frame"
+Files = dict[str, tuple[str, bytes, str]]
 
 
 def upload(chunks: int = 40) -> Iterator[bytes]:
@@ -53,3 +62,54 @@ def test_the_bound_camera_key_and_the_operator_get_past_authorisation(api: FastA
         )
         assert answer.status == 500
         assert answer.json() == {"detail": "internal error"}
+
+
+def _form_request(files: Files, data: dict[str, str]) -> Request:
+    built = httpx.Request("POST", "http://api/", files=files, data=data)
+    body = built.read()
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [(k.lower().encode(), v.encode()) for k, v in built.headers.items()]
+    # "app" as in a served request: Starlette then turns multipart errors into 400s.
+    scope: dict[str, object] = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+    scope.update(query_string=b"", app=None)
+    return Request(scope, receive)
+
+
+def read_form(files: Files, data: dict[str, str]) -> tuple[bytes, datetime | None]:
+    async def run() -> tuple[bytes, datetime | None]:
+        return await _read_form(_form_request(files, data), max_bytes=1000)
+
+    return asyncio.run(run())
+
+
+def test_the_frame_form_yields_the_file_and_an_aware_capture_time() -> None:
+    frame = {"file": ("f.jpg", b"\xff\xd8\xffjpeg", "image/jpeg")}
+    data, captured = read_form(frame, {"captured_at": "2026-01-01T08:00:00Z"})
+    assert data == b"\xff\xd8\xffjpeg"
+    assert captured == datetime(2026, 1, 1, 8, tzinfo=UTC)
+    assert read_form({"file": ("f.jpg", b"x", "image/jpeg")}, {}) == (b"x", None)
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "status", "reason"),
+    [
+        ({}, {"captured_at": "2026-01-01T08:00:00Z"}, 422, "the frame is missing"),
+        ({"file": ("f.jpg", b"x", "image/jpeg")}, {"captured_at": "2026-01-01T08:00:00"}, 422, "time zone"),
+        ({"file": ("f.jpg", b"x", "image/jpeg")}, {"captured_at": "yesterday"}, 422, "ISO 8601"),
+        ({"file": ("f.jpg", b"x", "image/jpeg"), "other": ("g.jpg", b"y", "image/jpeg")}, {}, 400, "files"),
+    ],
+)
+def test_a_bad_frame_form_is_refused_with_the_reason(
+    files: Files, data: dict[str, str], status: int, reason: str
+) -> None:
+    with pytest.raises(HTTPException) as refused:
+        read_form(files, data)
+    assert refused.value.status_code == status and reason in str(refused.value.detail)
