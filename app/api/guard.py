@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,15 +32,6 @@ from app.common.apikeys import KeyRejectedError, KeySet
 
 log = logging.getLogger(__name__)
 KEY_HEADER = b"x-api-key"
-
-
-class BodyTooLargeError(HTTPException):
-    """Raised from `receive` once a body passes the limit. An HTTPException, so the app's own
-    exception handling answers 413 wherever the body was being read; the guard answers if the
-    exception reaches it first."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
 @dataclass(frozen=True)
@@ -131,37 +121,46 @@ class Guard:
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Call the app with `receive` capped at the request limit (a chunked body declares no
-        length; a declared one is enforced by the server's framing, and capped all the same)."""
+        length; a declared one is enforced by the server's framing, and capped all the same).
+
+        At the limit the guard answers 413 itself and tells the app the client has gone, rather
+        than raise through the app: middleware in between (Starlette's BaseHTTPMiddleware runs
+        `receive` in a task group) would turn an exception into a 500."""
         limit = self.policy.max_request_bytes
         received = 0
-        overflowed = False
-        started = False
+        cut_off = answered = started = False
 
         async def capped_receive() -> Message:
-            nonlocal received, overflowed
+            nonlocal received, cut_off, answered
+            if cut_off:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    overflowed = True
-                    raise BodyTooLargeError(limit)
+                    cut_off = True
+                    if not started:
+                        answered = True
+                        await self._refuse(scope, send, 413, _too_large(limit), close=True)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
+            if answered:
+                return  # the guard has answered; the app's reply to a "gone" client goes nowhere
             if message["type"] == "http.response.start":
                 started = True
-                if overflowed:
-                    # The rest of the body stays unread: this connection is done.
-                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
             await self.app(scope, capped_receive, tracked_send)
-        except BodyTooLargeError:
-            if started:
+        except Exception:
+            if not answered:
                 raise
-            await self._refuse(scope, send, 413, _too_large(limit), close=True)
+            # The app failed on the body it was denied (ClientDisconnect and the like): already
+            # answered 413, nothing more to say.
+            log.info("request body over the limit: answered 413", extra={"path": scope["path"]})
 
     async def _refuse(
         self,

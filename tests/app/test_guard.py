@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 from starlette.types import Receive, Scope, Send
 
+from app.api import metrics
 from app.api.guard import Guard, GuardPolicy
 from app.api.ratelimit import FixedWindow, KeyRateLimiter
 from app.common import clients
@@ -79,7 +81,7 @@ def endless(chunk: int = 64 * 1024) -> Iterator[bytes]:
 
 
 def post(
-    app: Guard, headers: dict[str, str], chunks: Iterable[bytes] = (), client: str = "192.0.2.10"
+    app: Guard | FastAPI, headers: dict[str, str], chunks: Iterable[bytes] = (), client: str = "192.0.2.10"
 ) -> Exchange:
     return call(app, "POST", "/v1/cameras/c/frames", headers, chunks, client)
 
@@ -209,3 +211,34 @@ def test_through_httpx_the_refusal_arrives_without_the_body_being_sent() -> None
     response = asyncio.run(run())
     assert response.status_code == 401
     assert produced <= 1  # httpx may prime the generator; the guard read nothing
+
+
+def test_a_chunked_body_is_cut_off_through_fastapi_and_its_middleware() -> None:
+    """Behind the guard, the API's own middleware (the metrics one is a BaseHTTPMiddleware, which
+    runs `receive` in a task group) and a route parsing the multipart form: still a 413 from the
+    guard, never a 500 from an exception raised through them."""
+    app = FastAPI()
+    app.middleware("http")(metrics.record)
+
+    @app.post("/v1/cameras/c/frames")
+    async def read_form(request: Request) -> dict[str, int]:
+        async with request.form(max_files=1, max_fields=1) as form:
+            return {"fields": len(form)}
+
+    app.add_middleware(
+        Guard,
+        policy=GuardPolicy(max_request_bytes=LIMIT, open_paths=frozenset()),
+        keys=lambda: KEYS,
+        failures=FixedWindow(5),
+        per_key=Unlimited(),
+    )
+
+    def upload() -> Iterator[bytes]:
+        yield b"--b\r\nContent-Disposition: form-data; name=file; filename=f.jpg\r\n\r\n"
+        yield from endless()
+
+    headers = {"x-api-key": OPERATOR, "content-type": "multipart/form-data; boundary=b"}
+    answer = post(app, headers, upload())
+    assert answer.status == 413 and "larger than" in answer.json()["detail"]
+    assert answer.headers["connection"] == "close"
+    assert answer.bytes_read <= LIMIT + 64 * 1024 + 100
