@@ -1,7 +1,8 @@
 """Frame in, detection out, through the running platform's API.
 
-`python -m app.smoke --api-url URL --operator-key K --camera-key K` prints one line and exits
-non-zero on failure; `make up` runs it last.
+`python -m app.smoke --api-url URL (--credentials FILE | --operator-key K)` prints one line and
+exits non-zero on failure; `make up` runs it last. The smoke camera is not one of the cameras a
+camera key is bound to, so the operator key registers it, posts the frame and reads it back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from app.common.apikeys import ApiCredentials
 
 SAMPLE = Path(__file__).resolve().parent / "worker" / "samples" / "street-0.jpg"
 SMOKE_CAMERA = "smoke-cam"
@@ -40,7 +43,7 @@ class SmokeFailedError(RuntimeError):
     pass
 
 
-def run_smoke(api_url: str, operator_key: str, camera_key: str, timeout_s: float = 120) -> SmokeResult:
+def run_smoke(api_url: str, operator_key: str, timeout_s: float = 120) -> SmokeResult:
     with httpx.Client(base_url=api_url, timeout=15) as api:
         registered = api.post(
             "/v1/cameras",
@@ -55,7 +58,7 @@ def run_smoke(api_url: str, operator_key: str, camera_key: str, timeout_s: float
             f"/v1/cameras/{SMOKE_CAMERA}/frames",
             files={"file": (SAMPLE.name, SAMPLE.read_bytes(), "image/jpeg")},
             data={"captured_at": captured.isoformat()},
-            headers={"X-API-Key": camera_key},
+            headers={"X-API-Key": operator_key},
         )
         if posted.status_code != 202:
             raise SmokeFailedError(f"posting the frame: {posted.status_code} {posted.text}")
@@ -80,12 +83,14 @@ def run_smoke(api_url: str, operator_key: str, camera_key: str, timeout_s: float
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--api-url", required=True)
-    parser.add_argument("--operator-key", required=True)
-    parser.add_argument("--camera-key", required=True)
+    key = parser.add_mutually_exclusive_group(required=True)
+    key.add_argument("--credentials", type=Path, help="api-credentials.json of the local platform")
+    key.add_argument("--operator-key")
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args(argv)
+    operator_key = args.operator_key or ApiCredentials.load(args.credentials).operator
     try:
-        print(run_smoke(args.api_url, args.operator_key, args.camera_key, args.timeout).summary())
+        print(run_smoke(args.api_url, operator_key, args.timeout).summary())
     except (SmokeFailedError, httpx.HTTPError) as error:
         print(f"smoke FAILED: {error}")
         return 1

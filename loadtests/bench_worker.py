@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     platform = Platform(LocalPlatformConfig.load())
     secrets = platform.secrets
+    operator = secrets.api_credentials().operator
     api_url = platform.stack(App).api_url
     batch = Settings().worker_batch_size
     baseline = bare_predict_rate(args.frames, batch)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         api.post(
             "/v1/cameras",
             json={"id": camera, "name": "bench"},
-            headers={"X-API-Key": secrets["api_key_operator"]},
+            headers={"X-API-Key": operator},
         )
         started = time.perf_counter()
         for index in range(args.frames):
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             response = api.post(
                 f"/v1/cameras/{camera}/frames",
                 files={"file": (sample.name, sample.read_bytes(), "image/jpeg")},
-                headers={"X-API-Key": secrets["api_key_camera"]},
+                headers={"X-API-Key": operator},
             )
             posts.append(time.perf_counter() - t0)
             response.raise_for_status()
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             api.get(
                 f"/v1/cameras/{camera}/detections",
                 params=window,
-                headers={"X-API-Key": secrets["api_key_operator"]},
+                headers={"X-API-Key": operator},
             )
             gets.append(time.perf_counter() - t0)
     print(f"bare predict loop (batch {batch}, CPU): {baseline:.1f} frames/s")

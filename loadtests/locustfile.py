@@ -4,10 +4,14 @@ reading counts and detections, and a burst.
 Run headless through `make loadtest` (python -m loadtests.slo), which sets the SLO thresholds;
 the `quitting` hook below turns a broken threshold into a non-zero exit code, as Locust
 documents for CI use.
+
+Keys come from the platform's api-credentials.json (--credentials, or ITS_API_CREDENTIALS):
+each camera posts with the camera key bound to it, dashboards read with the viewer key.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from datetime import UTC, datetime, timedelta
@@ -17,15 +21,25 @@ from typing import Any
 from locust import HttpUser, LoadTestShape, between, constant_pacing, events, task
 from locust.env import Environment
 
+from app.common.apikeys import ApiCredentials
+
 SAMPLES = sorted((Path(__file__).resolve().parents[1] / "app" / "worker" / "samples").glob("*.jpg"))
-CAMERAS = [f"load-cam-{n:02d}" for n in range(int(os.environ.get("ITS_LOAD_CAMERAS", "8")))]
+
+
+@functools.cache
+def _load(path: str) -> ApiCredentials:
+    return ApiCredentials.load(Path(path))
+
+
+def credentials(environment: Environment) -> ApiCredentials:
+    options = environment.parsed_options
+    assert options is not None and options.credentials, "--credentials (api-credentials.json) is required"
+    return _load(options.credentials)
 
 
 @events.init_command_line_parser.add_listener
 def _slo_options(parser: Any) -> None:
-    parser.add_argument("--operator-key", default=os.environ.get("ITS_OPERATOR_KEY", ""))
-    parser.add_argument("--camera-key", default=os.environ.get("ITS_CAMERA_KEY", ""))
-    parser.add_argument("--viewer-key", default=os.environ.get("ITS_VIEWER_KEY", ""))
+    parser.add_argument("--credentials", default=os.environ.get("ITS_API_CREDENTIALS", ""))
     parser.add_argument("--slo-p95-ms", type=float, default=100.0)
     parser.add_argument("--slo-p99-ms", type=float, default=250.0)
     parser.add_argument("--slo-max-failure-ratio", type=float, default=0.001)
@@ -37,13 +51,13 @@ def _slo_options(parser: Any) -> None:
 def _register_cameras(environment: Environment, **_: Any) -> None:
     import httpx
 
-    options = environment.parsed_options
-    assert options is not None and environment.host
-    for camera in CAMERAS:
+    keys = credentials(environment)
+    assert environment.host
+    for camera in keys.cameras:
         response = httpx.post(
             f"{environment.host}/v1/cameras",
             json={"id": camera, "name": f"Load camera {camera}"},
-            headers={"X-API-Key": options.operator_key},
+            headers={"X-API-Key": keys.operator},
             timeout=10,
         )
         if response.status_code not in (200, 201, 409):
@@ -70,7 +84,7 @@ def _enforce_slos(environment: Environment, **_: Any) -> None:
 
 
 class CameraIngest(HttpUser):
-    """One camera uploading frames at a steady rate."""
+    """One camera uploading frames at a steady rate, with its own camera key."""
 
     weight = 3
 
@@ -80,8 +94,7 @@ class CameraIngest(HttpUser):
         return float(constant_pacing(1.0 / rate)(self))
 
     def on_start(self) -> None:
-        self.camera = random.choice(CAMERAS)
-        self.key = self.environment.parsed_options.camera_key if self.environment.parsed_options else ""
+        self.camera, self.key = random.choice(sorted(credentials(self.environment).cameras.items()))
 
     @task
     def post_frame(self) -> None:
@@ -102,7 +115,9 @@ class DashboardReader(HttpUser):
     wait_time = between(0.5, 1.5)
 
     def on_start(self) -> None:
-        self.key = self.environment.parsed_options.viewer_key if self.environment.parsed_options else ""
+        keys = credentials(self.environment)
+        self.key = keys.viewer
+        self.cameras = sorted(keys.cameras)
 
     def _window(self) -> dict[str, str]:
         end = datetime.now(UTC)
@@ -110,7 +125,7 @@ class DashboardReader(HttpUser):
 
     @task(3)
     def latest_counts(self) -> None:
-        camera = random.choice(CAMERAS)
+        camera = random.choice(self.cameras)
         self.client.get(
             f"/v1/cameras/{camera}/counts/latest",
             headers={"X-API-Key": self.key},
@@ -119,7 +134,7 @@ class DashboardReader(HttpUser):
 
     @task(2)
     def counts(self) -> None:
-        camera = random.choice(CAMERAS)
+        camera = random.choice(self.cameras)
         self.client.get(
             f"/v1/cameras/{camera}/counts",
             params=self._window(),
@@ -129,7 +144,7 @@ class DashboardReader(HttpUser):
 
     @task(1)
     def detections(self) -> None:
-        camera = random.choice(CAMERAS)
+        camera = random.choice(self.cameras)
         self.client.get(
             f"/v1/cameras/{camera}/detections",
             params={**self._window(), "limit": "100"},

@@ -33,7 +33,7 @@ PROFILES = {
 }
 
 
-def locust_command(api_url: str, keys: dict[str, str], profile: Profile, reports: Path) -> list[str]:
+def locust_command(api_url: str, credentials: Path, profile: Profile, reports: Path) -> list[str]:
     command = [
         sys.executable,
         "-m",
@@ -56,10 +56,8 @@ def locust_command(api_url: str, keys: dict[str, str], profile: Profile, reports
         "--html",
         str(reports / "load.html"),
         "--only-summary",
-        # key=value form: a generated key may start with "-".
-        f"--operator-key={keys['operator']}",
-        f"--camera-key={keys['camera']}",
-        f"--viewer-key={keys['viewer']}",
+        # The keys stay in the 0600 file: never on a command line (ps shows it to every user).
+        f"--credentials={credentials}",
         "--frames-per-second-per-camera",
         str(profile.frames_per_second_per_camera),
     ]
@@ -72,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     args = parser.parse_args(argv)
     platform = Platform(LocalPlatformConfig.load())
-    keys = {role: str(platform.secrets[f"api_key_{role}"]) for role in ("operator", "camera", "viewer")}
     args.reports.mkdir(parents=True, exist_ok=True)
     api_url = platform.stack(App).api_url
     return subprocess.run(
-        locust_command(api_url, keys, PROFILES[args.profile], args.reports), check=False
+        locust_command(api_url, platform.secrets.credentials_file, PROFILES[args.profile], args.reports),
+        check=False,
     ).returncode
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from app.common.apikeys import ApiCredentials
 from infra.kernel.supervisor import Supervisor
 from infra.local.config import LocalPlatformConfig
 from infra.local.platform import Platform
@@ -46,16 +47,31 @@ class RunningPlatform:
         return self.platform.stack(App).api_url
 
     @property
-    def operator_key(self) -> str:
-        return str(self.platform.secrets["api_key_operator"])
+    def credentials_file(self) -> Path:
+        """api-credentials.json: the presented API keys, as any client of the platform reads them."""
+        return self.platform.secrets.credentials_file
 
     @property
-    def camera_key(self) -> str:
-        return str(self.platform.secrets["api_key_camera"])
+    def credentials(self) -> ApiCredentials:
+        return ApiCredentials.load(self.credentials_file)
+
+    @property
+    def operator_key(self) -> str:
+        return self.credentials.operator
 
     @property
     def viewer_key(self) -> str:
-        return str(self.platform.secrets["api_key_viewer"])
+        return self.credentials.viewer
+
+    @property
+    def camera_keys(self) -> dict[str, str]:
+        """Camera id -> the camera key bound to it (local-cam-1, local-cam-2)."""
+        return self.credentials.cameras
+
+    @property
+    def camera_key(self) -> str:
+        """The camera key of local-cam-1: it may post frames for that camera only."""
+        return self.camera_keys["local-cam-1"]
 
     @property
     def database_dsn(self) -> str:

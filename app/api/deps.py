@@ -1,21 +1,23 @@
-"""Shared dependencies: the app state, the caller (from X-API-Key), per-key rate limiting."""
+"""Shared dependencies: the app state, the caller (verified by the guard) and what it may do."""
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request, status
-from redis.exceptions import RedisError
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
 
 from app.api.state import AppState
-from app.common.contracts import rate_limit_key
-from app.common.secrets import ApiKey
+from app.common.apikeys import ApiKeyRecord, Role
+
+# Documents the header in the OpenAPI schema (and the docs' Authorize button); the check itself
+# is the guard's, before any body is read (app/api/guard.py).
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="its_<key id>_<secret>")
+READERS: tuple[Role, ...] = ("viewer", "operator")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.its
     return state
 
@@ -23,42 +25,53 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-async def _rate_limit(state: AppState, key: str) -> None:
-    """Fixed one-minute window per key in Redis (keys carry a TTL, so eviction is safe)."""
-    window = int(time.time() // 60)
-    bucket = rate_limit_key(hashlib.sha256(key.encode()).hexdigest()[:16], window)
-    try:
-        master = state.sentinel.master_for(state.settings.redis_master_name)
-        count = await master.incr(bucket)
-        if count == 1:
-            await master.expire(bucket, 120)
-    except RedisError:
-        return  # the limiter fails open: Redis trouble must not take the API down
-    if count > state.settings.rate_limit_per_minute:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"rate limit of {state.settings.rate_limit_per_minute} requests per minute exceeded for this key",
-            headers={"Retry-After": str(60 - int(time.time()) % 60)},
-        )
+async def authenticated(request: Request, _: Annotated[str | None, Security(API_KEY_HEADER)]) -> ApiKeyRecord:
+    """The key the guard verified. Without the guard in front nothing is authenticated, so the
+    route refuses rather than serve anonymously."""
+    key = request.scope.get("auth")
+    if not isinstance(key, ApiKeyRecord):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header")
+    return key
 
 
-def caller(*roles: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
-    """A dependency that admits a valid API key of one of `roles` (any role when empty)."""
+Caller = Annotated[ApiKeyRecord, Depends(authenticated)]
 
-    async def dependency(state: State, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
-        if not x_api_key:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header")
-        key = state.secrets.api_keys().get(x_api_key)
-        if key is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key")
-        if roles and key.role not in roles:
+
+def caller(*roles: Role) -> Callable[..., Coroutine[Any, Any, ApiKeyRecord]]:
+    """A dependency that admits a verified key of one of `roles`."""
+
+    async def dependency(key: Caller) -> ApiKeyRecord:
+        if key.role not in roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"role {key.role!r} may not do this (needs {' or '.join(roles)})"
             )
-        await _rate_limit(state, x_api_key)
         return key
 
     return dependency
+
+
+# Declare the caller before `state`: dependencies are solved in order, so an unauthorised call
+# is refused before anything touches a backend.
+Reader = Annotated[ApiKeyRecord, Depends(caller(*READERS))]
+Operator = Annotated[ApiKeyRecord, Depends(caller("operator"))]
+
+
+async def frame_poster(camera_id: str, key: Caller) -> ApiKeyRecord:
+    """Frames come from an operator, or from a camera key bound to this camera id."""
+    if key.role == "operator":
+        return key
+    if key.role == "camera":
+        if camera_id in key.cameras:
+            return key
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this camera key may not post frames for camera {camera_id!r} "
+            f"(it is bound to {', '.join(key.cameras)})",
+        )
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"role {key.role!r} may not post frames (needs operator, or a camera key bound to {camera_id!r})",
+    )
 
 
 async def require_camera(state: AppState, camera_id: str) -> dict[str, Any]:

@@ -4,55 +4,94 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.asyncio.sentinel import Sentinel
 
-from app.api import metrics
+from app.api import images, metrics
+from app.api.guard import Guard, GuardPolicy
+from app.api.ratelimit import FixedWindow, KeyRateLimiter
 from app.api.routes import cameras, counts, detections, frames, health
 from app.api.state import AppState
 from app.common import clients
+from app.common.apikeys import KeySet
 from app.common.logging import configure
-from app.common.secrets import VaultSecrets, identity_paths
-from app.common.settings import get_settings
+from app.common.secrets import VaultSecrets, api_paths
+from app.common.settings import Settings, get_settings
 
 log = logging.getLogger("app.api")
-API_KEYS_PATH = "its/api/auth"
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
-    configure(settings.log_level)
-    paths = (*identity_paths(settings), API_KEYS_PATH)
-    secrets = await asyncio.to_thread(VaultSecrets, settings, paths)
-    stop_refresh = secrets.start_background_refresh()
-    state = AppState(
-        settings=settings,
-        secrets=secrets,
-        db=await clients.database_pool(settings, secrets),
-        sentinel=clients.redis_sentinel(settings),
-        store=clients.object_store(settings, secrets),
-        producer=clients.kafka_producer(settings),
+def _lifespan(
+    settings: Settings, sentinel: Sentinel
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure(settings.log_level)
+        secrets = await asyncio.to_thread(VaultSecrets, settings, api_paths(settings))
+        stop_refresh = secrets.start_background_refresh()
+        state = AppState(
+            settings=settings,
+            secrets=secrets,
+            db=await clients.database_pool(settings, secrets),
+            sentinel=sentinel,
+            store=clients.object_store(settings, secrets),
+            producer=clients.kafka_producer(settings),
+        )
+        app.state.its = state
+        log.info("api ready", extra={"docs_enabled": settings.api_docs_enabled})
+        try:
+            yield
+        finally:
+            stop_refresh.set()
+            state.producer.flush(5)
+            await state.db.close()
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None, *, keys: Callable[[], KeySet | None] | None = None
+) -> FastAPI:
+    """The API. `keys` is where the guard finds the key set; by default the one the lifespan
+    reads from Vault (None until then, so early requests get 503)."""
+    settings = settings or get_settings()
+    docs = settings.api_docs_enabled
+    sentinel = clients.redis_sentinel(settings)
+    app = FastAPI(
+        title="ITS Camera AI API",
+        version="0.1.0",
+        lifespan=_lifespan(settings, sentinel),
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
-    app.state.its = state
-    log.info("api ready")
-    try:
-        yield
-    finally:
-        stop_refresh.set()
-        state.producer.flush(5)
-        await state.db.close()
-
-
-def create_app() -> FastAPI:
-    app = FastAPI(title="ITS Camera AI API", version="0.1.0", lifespan=lifespan)
+    images.configure(images.FrameLimits.from_settings(settings))
     app.middleware("http")(metrics.record)
     for module in (health, cameras, frames, detections, counts):
         app.include_router(module.router)
+
+    def current_keys() -> KeySet | None:
+        state: AppState | None = getattr(app.state, "its", None)
+        return None if state is None else state.secrets.key_set()
+
+    # Added last, so it is the outermost of the app's middleware: nothing before it reads a body.
+    app.add_middleware(
+        Guard,
+        policy=GuardPolicy(
+            max_request_bytes=settings.max_request_bytes,
+            open_paths=OPEN_PATHS | DOCS_PATHS if docs else OPEN_PATHS,
+        ),
+        keys=keys or current_keys,
+        failures=FixedWindow(settings.auth_failures_per_minute),
+        per_key=KeyRateLimiter(settings.rate_limit_per_minute, lambda: clients.rate_limit_redis(settings)),
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -61,8 +100,9 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(Exception)
     async def server_fault(request: Request, error: Exception) -> JSONResponse:
+        # The exception's name and text are for the log only.
         log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse({"detail": f"internal error: {type(error).__name__}"}, status_code=500)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     return app
 

@@ -7,7 +7,10 @@ import asyncio
 import asyncpg
 from confluent_kafka import KafkaError, Message, Producer
 from minio import Minio
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 
 from app.common.secrets import VaultSecrets, identity_path
 from app.common.settings import Settings
@@ -27,6 +30,19 @@ async def database_pool(settings: Settings, secrets: VaultSecrets) -> asyncpg.Po
 
 def redis_sentinel(settings: Settings) -> Sentinel:
     return Sentinel(settings.sentinel_addresses, socket_timeout=1.0)  # type: ignore[no-untyped-call]
+
+
+def rate_limit_redis(settings: Settings) -> Redis:
+    """The master, for the per-key rate limit. It sits on every request's path, so it fails fast
+    (short timeouts, no retries: redis-py's default retries take seconds on a refused port) and
+    the limiter falls back to its in-process window instead of making requests wait."""
+
+    def fast() -> dict[str, object]:
+        return {"socket_timeout": 0.25, "socket_connect_timeout": 0.25, "retry": Retry(NoBackoff(), 0)}
+
+    sentinel = Sentinel(settings.sentinel_addresses, sentinel_kwargs=fast(), **fast())  # type: ignore[no-untyped-call]
+    master: Redis = sentinel.master_for(settings.redis_master_name)
+    return master
 
 
 def object_store(settings: Settings, secrets: VaultSecrets) -> Minio:

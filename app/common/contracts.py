@@ -35,8 +35,10 @@ def frame_id_for(camera_id: str, idempotency_key: str | None) -> uuid.UUID:
     return uuid.uuid4()
 
 
-def frame_object_key(camera_id: str, frame_id: uuid.UUID, extension: str) -> str:
-    return f"frames/{camera_id}/{frame_id}.{extension}"
+def frame_object_key(camera_id: str, frame_id: uuid.UUID, content_hash: str, extension: str) -> str:
+    """Where a frame's bytes go: the content hash in the name means two requests that share a
+    frame id but not their bytes can never overwrite each other's object."""
+    return f"frames/{camera_id}/{frame_id}-{content_hash}.{extension}"
 
 
 def latest_counts_key(camera_id: str) -> str:

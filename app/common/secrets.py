@@ -6,25 +6,22 @@ is down or sealed, the app keeps serving with the cached values and says so in t
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hvac
 
+from app.common.apikeys import ApiKeyRecord, KeySet
 from app.common.settings import Settings
 
 log = logging.getLogger(__name__)
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    name: str
-    role: str
+# The API key records and the pepper of their hashes live apart, so a reader of one path
+# alone (a mis-scoped policy, a copied KV entry) cannot check or forge a key.
+API_KEYS_PATH = "its/api/auth"
+API_PEPPER_PATH = "its/api/pepper"
 
 
 def identity_path(settings: Settings, name: str) -> str:
@@ -38,11 +35,17 @@ def identity_paths(settings: Settings) -> tuple[str, ...]:
     return (identity_path(settings, "postgres"), identity_path(settings, "minio"))
 
 
+def api_paths(settings: Settings) -> tuple[str, ...]:
+    """The API's: its own, then the key records and their pepper."""
+    return (*identity_paths(settings), API_KEYS_PATH, API_PEPPER_PATH)
+
+
 class VaultSecrets:
     def __init__(self, settings: Settings, paths: tuple[str, ...] | None = None) -> None:
         self.settings = settings
         self.paths = paths or identity_paths(settings)
         self._values: dict[str, dict[str, Any]] = {}
+        self._keys: KeySet | None = None
         self._lock = threading.Lock()
         self.refresh()
 
@@ -69,8 +72,14 @@ class VaultSecrets:
                 path=path, mount_point=self.settings.vault_kv_mount, raise_on_deleted_version=True
             )
             values[path] = dict(response["data"]["data"])
+        keys = None
+        if API_KEYS_PATH in values:
+            # Parsed here, once per refresh: a malformed write to Vault fails the refresh (the
+            # API keeps the keys it had) instead of failing every request.
+            keys = KeySet.from_vault(values[API_KEYS_PATH]["api_keys"], values[API_PEPPER_PATH]["pepper"])
         with self._lock:
             self._values = values
+            self._keys = keys
 
     def start_background_refresh(self, interval: float = 300) -> threading.Event:
         stop = threading.Event()
@@ -89,9 +98,17 @@ class VaultSecrets:
         with self._lock:
             return dict(self._values[path])
 
-    def api_keys(self) -> dict[str, ApiKey]:
-        raw = json.loads(self.get("its/api/auth")["api_keys"])
-        return {key: ApiKey(name=v["name"], role=v["role"]) for key, v in raw.items()}
+    def key_set(self) -> KeySet:
+        """The API key records and their pepper, as of the last successful refresh."""
+        with self._lock:
+            keys = self._keys
+        if keys is None:
+            raise KeyError(f"{API_KEYS_PATH} is not among the paths read: {self.paths}")
+        return keys
+
+    def api_keys(self) -> dict[str, ApiKeyRecord]:
+        """The API key records by id."""
+        return dict(self.key_set().records)
 
     def database_dsn(self) -> str:
         """The settings' URL with the password from Vault."""

@@ -49,9 +49,20 @@ class Settings(BaseSettings):
     vault_secret_id_file: Path | None = None
     vault_kv_mount: str = "secret"
 
-    # API
-    max_frame_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    rate_limit_per_minute: int = Field(default=600, ge=1)
+    # API. The request limit is the frame limit plus room for the multipart envelope (part
+    # headers, boundaries, the captured_at field); the guard refuses anything larger unread.
+    max_frame_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    request_overhead_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    # Checked from the image header before any pixel is decoded: 16 MP covers a 4K camera with
+    # room to spare and bounds a decode to ~64 MB of RGBA; no side beyond 8192 px.
+    max_frame_pixels: int = Field(default=16_777_216, ge=64 * 64, le=100_000_000)
+    max_frame_side: int = Field(default=8192, ge=64, le=65_500)
+    rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    # Refused authentications per client address per minute before every request from that
+    # address gets 429 until the minute ends (key guessing is not free).
+    auth_failures_per_minute: int = Field(default=20, ge=1, le=10_000)
+    # /docs, /redoc and /openapi.json: on locally, off in production (GitOps values).
+    api_docs_enabled: bool = True
     counts_cache_ttl_seconds: int = Field(default=300, ge=1)
 
     # Worker
@@ -73,6 +84,11 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"ITS_REDIS_SENTINELS: {item!r} is not host:port")
         return value
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body the API reads: a frame and its multipart envelope."""
+        return self.max_frame_bytes + self.request_overhead_bytes
 
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:

@@ -73,12 +73,7 @@ class Platform:
         from app.smoke import run_smoke
 
         self.log("==> [smoke] frame in through the API, detection out through the API")
-        result = run_smoke(
-            self.stack(App).api_url,
-            self.secrets["api_key_operator"],
-            self.secrets["api_key_camera"],
-            timeout_s=120,
-        )
+        result = run_smoke(self.stack(App).api_url, self.secrets.api_credentials().operator, timeout_s=120)
         self.log(f"    {result.summary()}")
 
     def down(self) -> None:

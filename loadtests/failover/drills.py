@@ -269,7 +269,7 @@ def vault_restart(platform: Platform) -> DrillResult:
     """Restart Vault: it comes back sealed; the platform's unsealer unseals it. The app keeps
     serving meanwhile (its secrets are cached) — the app's readiness is sampled throughout."""
     api = f"{platform.stack(App).api_url}/v1/cameras"
-    headers = {"X-API-Key": str(platform.secrets["api_key_operator"])}
+    headers = {"X-API-Key": platform.secrets.api_credentials().operator}
 
     def app_serves(number: int) -> None:
         response = httpx.get(api, headers=headers, timeout=3)

@@ -30,12 +30,7 @@ def _register(api: httpx.Client, key: str, camera: str, threshold: int = 20) -> 
 
 
 def test_a_street_photo_comes_out_as_vehicle_detections_and_counts(local_platform: RunningPlatform) -> None:
-    result = run_smoke(
-        local_platform.api_url,
-        local_platform.operator_key,
-        local_platform.camera_key,
-        timeout_s=DETECTION_BOUND_SECONDS,
-    )
+    result = run_smoke(local_platform.api_url, local_platform.operator_key, timeout_s=DETECTION_BOUND_SECONDS)
     classes = {d["class"] for d in result.detections}
     # street-0.jpg shows three cars and a truck.
     assert "car" in classes, result.detections
@@ -60,7 +55,8 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(local_platform: R
     frame_ids: list[str] = []
     with httpx.Client(base_url=local_platform.api_url, timeout=15) as api:
         _register(api, local_platform.operator_key, camera, threshold=1)
-        headers = {"X-API-Key": local_platform.camera_key}
+        # A fresh camera no camera key is bound to: the operator posts its frames.
+        headers = {"X-API-Key": local_platform.operator_key}
         for index in range(24):
             sample = SAMPLES[index % len(SAMPLES)]
             response = api.post(

@@ -129,7 +129,7 @@ def _event(camera: str, extension: str = "jpg") -> FrameEvent:
     return FrameEvent(
         frame_id=frame_id,
         camera_id=camera,
-        object_key=frame_object_key(camera, frame_id, extension),
+        object_key=frame_object_key(camera, frame_id, "0" * 16, extension),
         captured_at=datetime.now(UTC),
         content_type="image/jpeg",
     )
@@ -159,7 +159,7 @@ def test_a_poison_event_is_dead_lettered_and_the_frame_behind_it_comes_out(
         f"/v1/cameras/{camera}/frames",
         files={"file": (sample.name, sample.read_bytes(), "image/jpeg")},
         data={"captured_at": captured.isoformat()},
-        headers={"X-API-Key": local_platform.camera_key},
+        headers={"X-API-Key": local_platform.operator_key},
     )
     assert posted.status_code == 202, posted.text
 

@@ -31,6 +31,7 @@ OPTIONAL_APIS = (
     "keda.sh/v1alpha1",
     "postgresql.cnpg.io/v1",
     "kafka.strimzi.io/v1beta2",
+    "traefik.io/v1alpha1",
 )
 DEFAULT_KUBE_VERSION = "1.33"
 

@@ -327,6 +327,25 @@ def _cnpg_scheduled_backup(obj: Manifest) -> list[str]:
     return problems
 
 
+# Traefik Middleware kinds the charts use, and what each needs (Traefik v3 CRD fields).
+TRAEFIK_MIDDLEWARES = {"buffering": ("maxRequestBodyBytes",), "rateLimit": ("average", "burst")}
+
+
+def _traefik_middleware(obj: Manifest) -> list[str]:
+    spec = obj.get("spec") or {}
+    kinds = [kind for kind in spec if kind in TRAEFIK_MIDDLEWARES]
+    if len(spec) != 1 or len(kinds) != 1:
+        known = sorted(TRAEFIK_MIDDLEWARES)
+        return [f"{ident(obj)}: spec must hold exactly one of {known}, not {sorted(spec)}"]
+    (kind,) = kinds
+    problems = []
+    for key in TRAEFIK_MIDDLEWARES[kind]:
+        value = spec[kind].get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(f"{ident(obj)}: spec.{kind}.{key} must be a positive integer")
+    return problems
+
+
 def _app_project(obj: Manifest) -> list[str]:
     return _need(obj, "spec.sourceRepos", "spec.destinations")
 
@@ -341,6 +360,7 @@ CUSTOM_RESOURCES: dict[tuple[str, str], Callable[[Manifest], list[str]]] = {
     ("postgresql.cnpg.io", "Cluster"): _cnpg_cluster,
     ("postgresql.cnpg.io", "Pooler"): _cnpg_pooler,
     ("postgresql.cnpg.io", "ScheduledBackup"): _cnpg_scheduled_backup,
+    ("traefik.io", "Middleware"): _traefik_middleware,
 }
 
 

@@ -448,3 +448,46 @@ def test_operator_kinds_render_only_where_the_cluster_serves_their_api(env: str)
     assert env_render("its-databases", env).of_kind("Cluster")
     assert env_render("its-kafka-topics", env).of_kind("KafkaTopic")
     assert env_render("its-camera-ai", env).of_kind("ServiceMonitor")
+
+
+@pytest.mark.parametrize("source", ["env:prod", "ci/prod-gpu-values.yaml"])
+def test_the_api_ingress_limits_bodies_and_clients_at_the_edge(source: str) -> None:
+    """Where Traefik's CRDs are served, the API's router runs a per-client rate limit and a body
+    limit equal to the API's own request limit; without them, neither object nor reference."""
+    if source.startswith("env:"):
+        env = source.removeprefix("env:")
+        with_apis, bare = env_render("its-camera-ai", env), env_render("its-camera-ai", env, ())
+    else:
+        path = CHARTS_DIR / "its-camera-ai" / source
+        with_apis, bare = ci_render(path), ci_render(path, ())
+    namespace = with_apis.render.namespace
+    settings = _env_of(with_apis.named("Deployment", "its-camera-ai-api"))
+    request_limit = int(settings["ITS_MAX_FRAME_BYTES"]) + int(settings["ITS_REQUEST_OVERHEAD_BYTES"])
+    body = with_apis.named("Middleware", "its-camera-ai-api-body-limit")["spec"]["buffering"]
+    assert body == {"maxRequestBodyBytes": request_limit}
+    rate = with_apis.named("Middleware", "its-camera-ai-api-rate-limit")["spec"]["rateLimit"]
+    assert rate["average"] >= 1 and rate["burst"] >= rate["average"]
+    ingress = with_apis.named("Ingress", "its-camera-ai-api")
+    assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] == (
+        f"{namespace}-its-camera-ai-api-rate-limit@kubernetescrd,"
+        f"{namespace}-its-camera-ai-api-body-limit@kubernetescrd"
+    )
+    assert not bare.of_kind("Middleware")
+    annotations = bare.named("Ingress", "its-camera-ai-api")["metadata"]["annotations"]
+    assert "traefik.ingress.kubernetes.io/router.middlewares" not in annotations
+
+
+@pytest.mark.parametrize(("env", "docs"), [("dev", "true"), ("staging", "true"), ("prod", "false")])
+def test_api_docs_are_off_in_prod_and_the_limits_reach_the_api(env: str, docs: str) -> None:
+    settings = _env_of(env_render("its-camera-ai", env).named("Deployment", "its-camera-ai-api"))
+    assert settings["ITS_API_DOCS_ENABLED"] == docs
+    for name in (
+        "ITS_MAX_FRAME_BYTES",
+        "ITS_REQUEST_OVERHEAD_BYTES",
+        "ITS_MAX_FRAME_PIXELS",
+        "ITS_MAX_FRAME_SIDE",
+        "ITS_RATE_LIMIT_PER_MINUTE",
+        "ITS_AUTH_FAILURES_PER_MINUTE",
+    ):
+        assert int(settings[name]) > 0, name
+    assert settings["FORWARDED_ALLOW_IPS"]

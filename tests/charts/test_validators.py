@@ -40,6 +40,13 @@ def render_app(values_yaml: str, chart: Path = APP) -> None:
         ("environment: dev\nprometheusRule: {files: [missing.yaml]}", "missing.yaml"),
         ("environment: dev\napi: {autoscaling: {minReplicas: 5, maxReplicas: 2}}", "minReplicas"),
         ("environment: dev\nworker: {autoscaling: {minReplicas: 5, maxReplicas: 2}}", "minReplicas"),
+        ("environment: dev\napi: {maxFramePixels: 10}", "/api/maxFramePixels"),
+        ("environment: dev\napi: {maxFrameBytes: 1073741824}", "/api/maxFrameBytes"),
+        ("environment: dev\napi: {docsEnabled: 'yes'}", "/api/docsEnabled"),
+        (
+            "environment: dev\napi: {ingress: {middlewares: {rateLimit: {period: forever}}}}",
+            "/api/ingress/middlewares/rateLimit/period",
+        ),
     ],
 )
 def test_a_wrong_or_missing_value_fails_the_render(values_yaml: str, message: str) -> None:

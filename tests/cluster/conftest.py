@@ -23,8 +23,9 @@ from kubernetes import client
 
 from infra.cluster.cli import Cluster
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
-from infra.cluster.health import api_client, applications, applications_summary, wait_for
+from infra.cluster.health import api_client, applications, applications_summary
 from infra.facts.paths import REPO_ROOT
+from infra.kernel.health import wait_until
 
 # Below Linux's ephemeral range (32768-60999): a fixed port there can be taken at any moment
 # by some client's outgoing connection, and a server then fails to bind it.
@@ -87,7 +88,7 @@ class LocalCluster:
         )
 
     def wait_all_healthy(self, timeout: float = 300) -> None:
-        wait_for(
+        wait_until(
             "every Application Synced and Healthy",
             self.cluster.health.applications,
             timeout,

@@ -19,13 +19,9 @@ pytestmark = pytest.mark.platform
 def _run(
     local_platform: RunningPlatform, reports: Path, extra: list[str], seconds: int
 ) -> subprocess.CompletedProcess[str]:
-    keys = {
-        "operator": local_platform.operator_key,
-        "camera": local_platform.camera_key,
-        "viewer": local_platform.viewer_key,
-    }
     profile = replace(PROFILES["short"], seconds=seconds)
-    command = locust_command(local_platform.api_url, keys, profile, reports) + extra
+    credentials = local_platform.credentials_file
+    command = locust_command(local_platform.api_url, credentials, profile, reports) + extra
     return subprocess.run(command, capture_output=True, text=True, timeout=seconds + 90)
 
 

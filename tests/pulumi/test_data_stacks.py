@@ -138,6 +138,8 @@ def test_the_app_ingress_goes_through_the_platform_s_ingress_controller(env: str
     assert app["api"]["ingress"]["className"] == served["ingressClass"]["name"]
     assert app["networkPolicy"]["ingressControllerNamespace"] == controller.namespace
     assert served["providers"]["kubernetesIngress"]["publishedService"]["enabled"] is True
+    # The Ingress names the app's Traefik Middlewares (@kubernetescrd): the CRD provider serves them.
+    assert served["providers"]["kubernetesCRD"]["enabled"] is True
 
 
 def test_redis_release_takes_infrastructure_redis_whole() -> None:

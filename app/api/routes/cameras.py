@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import logging
+from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import State, caller, require_camera
+from app.api.deps import Operator, Reader, State, require_camera
 from app.common.cameras import Camera, CameraIn
-from app.common.secrets import ApiKey
 
 router = APIRouter(prefix="/v1/cameras", tags=["cameras"])
+log = logging.getLogger(__name__)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def register_camera(
-    camera: CameraIn, state: State, _: Annotated[ApiKey, Depends(caller("operator"))]
-) -> Camera:
+async def register_camera(key: Operator, camera: CameraIn, state: State) -> Camera:
     try:
         row = await state.db.fetchrow(
             """INSERT INTO cameras (id, name, location, latitude, longitude, congestion_threshold)
@@ -33,15 +32,16 @@ async def register_camera(
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"camera {camera.id!r} is already registered"
         ) from error
+    log.info("camera registered", extra={"camera_id": camera.id, "key_id": key.id})
     return Camera.model_validate(dict(row))
 
 
 @router.get("")
-async def list_cameras(state: State, _: Annotated[ApiKey, Depends(caller())]) -> list[Camera]:
+async def list_cameras(_: Reader, state: State) -> list[Camera]:
     rows = await state.db.fetch("SELECT * FROM cameras ORDER BY id LIMIT 1000")
     return [Camera.model_validate(dict(row)) for row in rows]
 
 
 @router.get("/{camera_id}")
-async def get_camera(camera_id: str, state: State, _: Annotated[ApiKey, Depends(caller())]) -> dict[str, Any]:
+async def get_camera(_: Reader, camera_id: str, state: State) -> dict[str, Any]:
     return await require_camera(state, camera_id)

@@ -7,18 +7,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from app.api.deps import State, caller, require_camera
+from app.api.deps import Reader, State, require_camera
 from app.api.routes.timerange import time_range
-from app.common.secrets import ApiKey
 
 router = APIRouter(prefix="/v1/cameras/{camera_id}/detections", tags=["detections"])
 
 
 @router.get("")
 async def list_detections(
+    _: Reader,
     camera_id: str,
     state: State,
-    _: Annotated[ApiKey, Depends(caller())],
     window: Annotated[tuple[datetime, datetime], Depends(time_range)],
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from infra.facts.redis import redis_settings
 from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
+from infra.local.secrets import LOCAL_CAMERAS
 from infra.local.stacks.base import Stack, endpoints
 from infra.local.stacks.postgres import DATABASE
 
@@ -28,7 +29,6 @@ def _http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
 class App(Stack):
     name = "app"
     start_timeout = 180
-    generated_secrets = ("api_key_operator", "api_key_camera", "api_key_viewer")
 
     @property
     def api_url(self) -> str:
@@ -93,9 +93,25 @@ class App(Stack):
         self.ctx.reload_programs()
         super().start()
 
+    def provision(self) -> str:
+        """The cameras the local camera keys are bound to, registered through the API."""
+        operator = self.secrets.api_credentials().operator
+        for camera in LOCAL_CAMERAS:
+            response = httpx.post(
+                f"{self.api_url}/v1/cameras",
+                json={"id": camera, "name": f"Local camera {camera}"},
+                headers={"X-API-Key": operator},
+                timeout=10,
+            )
+            if response.status_code not in (201, 409):
+                raise RuntimeError(f"registering {camera}: {response.status_code} {response.text}")
+        return f"cameras {', '.join(LOCAL_CAMERAS)} registered; API keys in {self.secrets.credentials_file}"
+
     def api(self) -> Health:
         ok, detail = _http_ok(f"{self.api_url}/readyz", timeout=5)
-        return Health(ok, {"readyz": detail}, endpoints(self.ports.api))
+        # Where the clients (smoke check, tests, load tests, a person with curl) find their keys.
+        credentials = str(self.secrets.credentials_file)
+        return Health(ok, {"readyz": detail, "credentials_file": credentials}, endpoints(self.ports.api))
 
     def worker(self) -> Health:
         ok, detail = _http_ok(f"http://{HOST}:{self.ports.worker_metrics}/healthz")

@@ -14,7 +14,6 @@ differences this module works around, each said where it happens:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import hvac
 
+from app.common.apikeys import dump_records
 from infra.facts.buckets import ServiceUser, buckets
 from infra.facts.database import database_roles
 from infra.facts.vault import POLICIES_DIR, vault_layout
@@ -158,15 +158,9 @@ class Vault(Stack):
         return {
             "its/api/postgres": postgres(roles.api),
             "its/api/minio": minio(users.api),
-            "its/api/auth": {
-                "api_keys": json.dumps(
-                    {
-                        self.secrets["api_key_operator"]: {"name": "local-operator", "role": "operator"},
-                        self.secrets["api_key_camera"]: {"name": "local-camera", "role": "camera"},
-                        self.secrets["api_key_viewer"]: {"name": "local-viewer", "role": "viewer"},
-                    }
-                )
-            },
+            # Hashed key records only; the pepper of their hashes at a path of its own.
+            "its/api/auth": {"api_keys": dump_records(self.secrets.api_key_records())},
+            "its/api/pepper": {"pepper": self.secrets["api_pepper"]},
             "its/worker/postgres": postgres(roles.worker),
             "its/worker/minio": minio(users.worker),
             "its/migrate/postgres": postgres(roles.owner),

@@ -36,7 +36,7 @@ def _event(object_key: str | None = None) -> FrameEvent:
     return FrameEvent(
         frame_id=frame_id,
         camera_id=CAMERA,
-        object_key=object_key or frame_object_key(CAMERA, frame_id, "jpg"),
+        object_key=object_key or frame_object_key(CAMERA, frame_id, "0" * 16, "jpg"),
         captured_at=NOW,
         content_type="image/jpeg",
     )
@@ -148,7 +148,9 @@ def test_each_poison_message_is_dead_lettered_with_its_reason_and_the_good_frame
     assert "truncated" in by_offset[11].detail
     assert "UnidentifiedImageError" in by_offset[13].detail
     assert "DecompressionBomb" in by_offset[15].detail and "900000000 pixels" in by_offset[15].detail
-    assert "DecompressionBomb" in by_offset[20].detail and "10000x10000" in by_offset[20].detail
+    # Refused by the worker's own bound, or by PIL's where a module (the API's image limits)
+    # set PIL's lower in this process: either way before a pixel is decoded.
+    assert "DecompressionBomb" in by_offset[20].detail
     assert "NoSuchKey" in by_offset[16].detail and missing.object_key in by_offset[16].detail
     # What is known of each is kept: the ids once the event parsed, the key and the raw value always.
     known = ((11, truncated), (13, not_image), (15, bomb), (16, missing), (18, dotted), (20, warned_bomb))

@@ -198,3 +198,26 @@ seccompProfile:
 - name: HOME
   value: /tmp
 {{- end }}
+
+{{/* The largest request body the API reads (ITS_MAX_FRAME_BYTES + ITS_REQUEST_OVERHEAD_BYTES,
+     app/common/settings.py max_request_bytes); the ingress's body limit is the same number. */}}
+{{- define "its.apiRequestLimit" -}}
+{{- add .Values.api.maxFrameBytes .Values.api.requestOverheadBytes }}
+{{- end }}
+
+{{/* The Traefik Middlewares the API's router uses, as "<namespace>-<name>@kubernetescrd", comma
+     separated; empty when the cluster does not serve traefik.io/v1alpha1 or none is enabled. */}}
+{{- define "its.apiMiddlewares" -}}
+{{- $ctx := dict "ctx" . "component" "api" }}
+{{- $mw := .Values.api.ingress.middlewares }}
+{{- $names := list }}
+{{- if .Capabilities.APIVersions.Has "traefik.io/v1alpha1" }}
+{{- if $mw.rateLimit.enabled }}
+{{- $names = append $names (printf "%s-%s-rate-limit@kubernetescrd" .Release.Namespace (include "its.componentName" $ctx)) }}
+{{- end }}
+{{- if $mw.bodyLimit.enabled }}
+{{- $names = append $names (printf "%s-%s-body-limit@kubernetescrd" .Release.Namespace (include "its.componentName" $ctx)) }}
+{{- end }}
+{{- end }}
+{{- join "," $names }}
+{{- end }}
