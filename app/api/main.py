@@ -16,11 +16,11 @@ from app.api.routes import cameras, counts, detections, frames, health
 from app.api.state import AppState
 from app.common import clients
 from app.common.logging import configure
-from app.common.secrets import VaultSecrets
+from app.common.secrets import API_KAFKA, API_REDIS, VaultSecrets
 from app.common.settings import get_settings
 
 log = logging.getLogger("app.api")
-API_SECRETS = (*VaultSecrets.PATHS, "its/api/auth")
+API_SECRETS = (*VaultSecrets.PATHS, "its/api/auth", API_KAFKA, API_REDIS)
 
 
 @asynccontextmanager
@@ -33,9 +33,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings=settings,
         secrets=secrets,
         db=await clients.database_pool(settings, secrets),
-        sentinel=clients.redis_sentinel(settings),
+        sentinel=clients.redis_sentinel(settings, secrets.redis_credentials(API_REDIS)),
         store=clients.object_store(settings, secrets),
-        producer=clients.kafka_producer(settings),
+        producer=clients.kafka_producer(settings, secrets.credentials(API_KAFKA)),
     )
     app.state.its = state
     log.info("api ready")

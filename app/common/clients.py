@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from minio import Minio
 from redis.asyncio.sentinel import Sentinel
 
-from app.common.secrets import VaultSecrets
+from app.common.secrets import Credentials, RedisCredentials, VaultSecrets
 from app.common.settings import Settings
 
 
@@ -25,8 +26,17 @@ async def database_pool(settings: Settings, secrets: VaultSecrets) -> asyncpg.Po
     )
 
 
-def redis_sentinel(settings: Settings) -> Sentinel:
-    return Sentinel(settings.sentinel_addresses, socket_timeout=1.0)  # type: ignore[no-untyped-call]
+def redis_sentinel(settings: Settings, credentials: RedisCredentials) -> Sentinel:
+    """Sentinel discovery and the master/replica connections, each logged in as the identity's
+    ACL user (the default user is off on every server and Sentinel)."""
+    sentinel_login = {"username": credentials.sentinel.username, "password": credentials.sentinel.password}
+    return Sentinel(  # type: ignore[no-untyped-call]
+        settings.sentinel_addresses,
+        socket_timeout=1.0,
+        sentinel_kwargs={"socket_timeout": 1.0, **sentinel_login},
+        username=credentials.server.username,
+        password=credentials.server.password,
+    )
 
 
 def object_store(settings: Settings, secrets: VaultSecrets) -> Minio:
@@ -40,15 +50,43 @@ def object_store(settings: Settings, secrets: VaultSecrets) -> Minio:
     )
 
 
-def kafka_producer(settings: Settings) -> Producer:
+def kafka_config(settings: Settings, credentials: Credentials) -> dict[str, Any]:
+    """librdkafka settings every client of the app shares: where the brokers are and how it
+    logs in (SCRAM as its own identity, over TLS in a cluster)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "sasl.mechanism": settings.kafka_sasl_mechanism,
+        "sasl.username": credentials.username,
+        "sasl.password": credentials.password,
+    }
+    if settings.kafka_ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    return config
+
+
+def kafka_producer(settings: Settings, credentials: Credentials) -> Producer:
     # acks=all with idempotence: an acknowledged event is on min.insync replicas, exactly once.
     return Producer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **kafka_config(settings, credentials),
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
             "message.timeout.ms": 10000,
+        }
+    )
+
+
+def kafka_consumer(settings: Settings, credentials: Credentials) -> Consumer:
+    """The worker's consumer: offsets committed by hand, after the database transaction."""
+    return Consumer(
+        {
+            **kafka_config(settings, credentials),
+            "group.id": settings.kafka_consumer_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
         }
     )
 

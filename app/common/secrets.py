@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,27 @@ SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/toke
 class ApiKey:
     name: str
     role: str
+
+
+# Each identity's own data-plane credentials (infrastructure/vault/vault.yaml; each identity's
+# Vault policy reads only its own prefix).
+API_KAFKA, API_REDIS = "its/api/kafka", "its/api/redis"
+WORKER_KAFKA, WORKER_REDIS = "its/worker/kafka", "its/worker/redis"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RedisCredentials:
+    """Credentials for the Redis servers and, apart, for the Sentinels (locally the identity's
+    own Sentinel ACL user; a redis-ha release's Sentinels know only their requirepass)."""
+
+    server: Credentials
+    sentinel: Credentials
 
 
 class VaultSecrets:
@@ -79,6 +100,18 @@ class VaultSecrets:
     def get(self, path: str) -> dict[str, Any]:
         with self._lock:
             return dict(self._values[path])
+
+    def credentials(self, path: str) -> Credentials:
+        """A user name and password kept at `path` (its/<identity>/kafka)."""
+        values = self.get(path)
+        return Credentials(values["username"], values["password"])
+
+    def redis_credentials(self, path: str) -> RedisCredentials:
+        values = self.get(path)
+        return RedisCredentials(
+            Credentials(values["username"], values["password"]),
+            Credentials(values["sentinel_username"], values["sentinel_password"]),
+        )
 
     def api_keys(self) -> dict[str, ApiKey]:
         raw = json.loads(self.get("its/api/auth")["api_keys"])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 from PIL import Image
 from pydantic import ValidationError
 
@@ -34,7 +34,7 @@ from app.common.contracts import (
     FrameEvent,
     latest_counts_key,
 )
-from app.common.secrets import VaultSecrets
+from app.common.secrets import WORKER_KAFKA, WORKER_REDIS, VaultSecrets
 from app.common.settings import Settings
 from app.worker import metrics
 from app.worker.detector import Detector, resolve_weights
@@ -55,24 +55,16 @@ class Frame:
 class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.secrets = VaultSecrets(settings)
+        self.secrets = VaultSecrets(settings, (*VaultSecrets.PATHS, WORKER_KAFKA, WORKER_REDIS))
         self.secrets.start_background_refresh()
         self.store = clients.object_store(settings, self.secrets)
-        self.producer = clients.kafka_producer(settings)
-        self.sentinel = clients.redis_sentinel(settings)
+        self.producer = clients.kafka_producer(settings, self.secrets.credentials(WORKER_KAFKA))
+        self.sentinel = clients.redis_sentinel(settings, self.secrets.redis_credentials(WORKER_REDIS))
         weights = resolve_weights(settings.model_uri, self.store, _cache_dir())
         self.detector = Detector(
             weights, settings.device, settings.worker_confidence, settings.vehicle_classes
         )
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
-                "group.id": settings.kafka_consumer_group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "cooperative-sticky",
-            }
-        )
+        self.consumer = clients.kafka_consumer(settings, self.secrets.credentials(WORKER_KAFKA))
         self.stopping = False
         self.heartbeat = time.monotonic()
         self._last_maintenance = 0.0
