@@ -14,14 +14,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis.sentinel import Sentinel
 
 from app.common.apikeys import ApiCredentials
 from infra.kernel.supervisor import Supervisor
 from infra.local.config import LocalPlatformConfig
 from infra.local.platform import Platform
-from infra.local.stacks import App, Postgres
+from infra.local.stacks import App, Kafka, Postgres, Redis
 
 # Below Linux's ephemeral range (32768-60999): a fixed port there can be taken at any moment
 # by some client's outgoing connection, and a server then fails to bind it.
@@ -80,6 +82,17 @@ class RunningPlatform:
 
     def app_env(self, identity: str = "its-worker") -> dict[str, str]:
         return self.platform.stack(App).environment(identity)
+
+    def sentinel(self, user: str = "admin") -> Sentinel:
+        """redis-py's Sentinel over the platform's Sentinels, logged in as one of redis.yaml's
+        users (the platform's admin by default) on the Sentinels and the servers."""
+        redis_stack = self.platform.stack(Redis)
+        login = redis_stack.connection_kwargs(user)
+        return Sentinel(redis_stack.sentinel_addresses(), socket_timeout=2, **login)  # type: ignore[no-untyped-call]
+
+    def kafka_config(self, user: str = "admin") -> dict[str, Any]:
+        """librdkafka settings of a client logged in as `user` (the platform's admin by default)."""
+        return self.platform.stack(Kafka).client_config(user)
 
 
 def _platform_processes(state_dir: Path) -> list[str]:

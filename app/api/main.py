@@ -10,7 +10,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.api import images, metrics
 from app.api.guard import Guard, GuardPolicy
@@ -28,9 +29,7 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 
-def _lifespan(
-    settings: Settings, sentinel: Sentinel
-) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure(settings.log_level)
@@ -40,9 +39,9 @@ def _lifespan(
             settings=settings,
             secrets=secrets,
             db=await clients.database_pool(settings, secrets),
-            sentinel=sentinel,
+            sentinel=clients.redis_sentinel(settings, secrets.redis_credentials()),
             store=clients.object_store(settings, secrets),
-            producer=clients.kafka_producer(settings),
+            producer=clients.kafka_producer(settings, secrets.kafka_credentials()),
         )
         app.state.its = state
         log.info("api ready", extra={"docs_enabled": settings.api_docs_enabled})
@@ -63,11 +62,10 @@ def create_app(
     reads from Vault (None until then, so early requests get 503)."""
     settings = settings or get_settings()
     docs = settings.api_docs_enabled
-    sentinel = clients.redis_sentinel(settings)
     app = FastAPI(
         title="ITS Camera AI API",
         version="0.1.0",
-        lifespan=_lifespan(settings, sentinel),
+        lifespan=_lifespan(settings),
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
@@ -81,6 +79,14 @@ def create_app(
         state: AppState | None = getattr(app.state, "its", None)
         return None if state is None else state.secrets.key_set()
 
+    def rate_limit_master() -> Redis:
+        # Logged in as the API's own Redis user, which Vault gives only once the lifespan ran;
+        # until then the limiter keeps its window in process.
+        state: AppState | None = getattr(app.state, "its", None)
+        if state is None:
+            raise RedisConnectionError("no Redis credentials yet: Vault not read")
+        return clients.rate_limit_redis(settings, state.secrets.redis_credentials())
+
     # Added last, so it is the outermost of the app's middleware: nothing before it reads a body.
     app.add_middleware(
         Guard,
@@ -90,7 +96,7 @@ def create_app(
         ),
         keys=keys or current_keys,
         failures=FixedWindow(settings.auth_failures_per_minute),
-        per_key=KeyRateLimiter(settings.rate_limit_per_minute, lambda: clients.rate_limit_redis(settings)),
+        per_key=KeyRateLimiter(settings.rate_limit_per_minute, rate_limit_master),
     )
 
     @app.exception_handler(RequestValidationError)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from minio import Minio
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
-from app.common.secrets import VaultSecrets, identity_path
+from app.common.secrets import Credentials, RedisCredentials, VaultSecrets, identity_path
 from app.common.settings import Settings
 
 
@@ -28,11 +29,20 @@ async def database_pool(settings: Settings, secrets: VaultSecrets) -> asyncpg.Po
     )
 
 
-def redis_sentinel(settings: Settings) -> Sentinel:
-    return Sentinel(settings.sentinel_addresses, socket_timeout=1.0)  # type: ignore[no-untyped-call]
+def redis_sentinel(settings: Settings, credentials: RedisCredentials) -> Sentinel:
+    """Sentinel discovery and the master/replica connections, each logged in as the identity's
+    ACL user (the default user is off on every server and Sentinel)."""
+    sentinel_login = {"username": credentials.sentinel.username, "password": credentials.sentinel.password}
+    return Sentinel(  # type: ignore[no-untyped-call]
+        settings.sentinel_addresses,
+        socket_timeout=1.0,
+        sentinel_kwargs={"socket_timeout": 1.0, **sentinel_login},
+        username=credentials.server.username,
+        password=credentials.server.password,
+    )
 
 
-def rate_limit_redis(settings: Settings) -> Redis:
+def rate_limit_redis(settings: Settings, credentials: RedisCredentials) -> Redis:
     """The master, for the per-key rate limit. It sits on every request's path, so it fails fast
     (short timeouts, no retries: redis-py's default retries take seconds on a refused port) and
     the limiter falls back to its in-process window instead of making requests wait."""
@@ -40,7 +50,14 @@ def rate_limit_redis(settings: Settings) -> Redis:
     def fast() -> dict[str, object]:
         return {"socket_timeout": 0.25, "socket_connect_timeout": 0.25, "retry": Retry(NoBackoff(), 0)}
 
-    sentinel = Sentinel(settings.sentinel_addresses, sentinel_kwargs=fast(), **fast())  # type: ignore[no-untyped-call]
+    sentinel_login = {"username": credentials.sentinel.username, "password": credentials.sentinel.password}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        settings.sentinel_addresses,
+        sentinel_kwargs={**fast(), **sentinel_login},
+        username=credentials.server.username,
+        password=credentials.server.password,
+        **fast(),
+    )
     master: Redis = sentinel.master_for(settings.redis_master_name)
     return master
 
@@ -56,15 +73,43 @@ def object_store(settings: Settings, secrets: VaultSecrets) -> Minio:
     )
 
 
-def kafka_producer(settings: Settings) -> Producer:
+def kafka_config(settings: Settings, credentials: Credentials) -> dict[str, Any]:
+    """librdkafka settings every client of the app shares: where the brokers are and how it
+    logs in (SCRAM as its own identity, over TLS in a cluster)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "sasl.mechanism": settings.kafka_sasl_mechanism,
+        "sasl.username": credentials.username,
+        "sasl.password": credentials.password,
+    }
+    if settings.kafka_ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    return config
+
+
+def kafka_producer(settings: Settings, credentials: Credentials) -> Producer:
     # acks=all with idempotence: an acknowledged event is on min.insync replicas, exactly once.
     return Producer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **kafka_config(settings, credentials),
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
             "message.timeout.ms": 10000,
+        }
+    )
+
+
+def kafka_consumer(settings: Settings, credentials: Credentials) -> Consumer:
+    """The worker's consumer: offsets committed by hand, after the database transaction."""
+    return Consumer(
+        {
+            **kafka_config(settings, credentials),
+            "group.id": settings.kafka_consumer_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
         }
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,23 @@ def identity_path(settings: Settings, name: str) -> str:
 
 
 def identity_paths(settings: Settings) -> tuple[str, ...]:
-    """What every app identity reads: its database and object-store credentials."""
-    return (identity_path(settings, "postgres"), identity_path(settings, "minio"))
+    """What every app identity reads: its own login to each data stack."""
+    return tuple(identity_path(settings, stack) for stack in ("postgres", "minio", "kafka", "redis"))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RedisCredentials:
+    """Credentials for the Redis servers and, apart, for the Sentinels (locally the identity's
+    own Sentinel ACL user; a redis-ha release's Sentinels know only their requirepass)."""
+
+    server: Credentials
+    sentinel: Credentials
 
 
 def api_paths(settings: Settings) -> tuple[str, ...]:
@@ -109,6 +125,19 @@ class VaultSecrets:
     def api_keys(self) -> dict[str, ApiKeyRecord]:
         """The API key records by id."""
         return dict(self.key_set().records)
+
+    def kafka_credentials(self) -> Credentials:
+        """This identity's Kafka user (SCRAM), from its/<identity>/kafka."""
+        values = self.get(identity_path(self.settings, "kafka"))
+        return Credentials(values["username"], values["password"])
+
+    def redis_credentials(self) -> RedisCredentials:
+        """This identity's Redis ACL users, from its/<identity>/redis."""
+        values = self.get(identity_path(self.settings, "redis"))
+        return RedisCredentials(
+            Credentials(values["username"], values["password"]),
+            Credentials(values["sentinel_username"], values["sentinel_password"]),
+        )
 
     def database_dsn(self) -> str:
         """The settings' URL with the password from Vault."""

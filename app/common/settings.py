@@ -33,6 +33,12 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_consumer_group: str = "its-worker"
+    # The brokers authenticate every client (SCRAM; user name and password from Vault): plain
+    # loopback locally, TLS in a cluster. There is no unauthenticated choice.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    # CA bundle that signed the brokers' TLS certificates (SASL_SSL); unset: the system's.
+    kafka_ssl_ca_location: Path | None = None
 
     redis_sentinels: str = "127.0.0.1:26379"
     # The one definition is infrastructure/redis/redis.yaml (the chart sets it from there too).

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 import urllib3
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from minio.error import MinioException
 from PIL import Image
 from redis.exceptions import RedisError
@@ -77,21 +77,13 @@ class Worker:
         self.secrets = VaultSecrets(settings)
         self.secrets.start_background_refresh()
         self.store = clients.object_store(settings, self.secrets)
-        self.producer = clients.kafka_producer(settings)
-        self.sentinel = clients.redis_sentinel(settings)
+        self.producer = clients.kafka_producer(settings, self.secrets.kafka_credentials())
+        self.sentinel = clients.redis_sentinel(settings, self.secrets.redis_credentials())
         weights = resolve_weights(settings.model_uri, self.store, _cache_dir())
         self.detector = Detector(
             weights, settings.device, settings.worker_confidence, settings.vehicle_classes
         )
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
-                "group.id": settings.kafka_consumer_group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "cooperative-sticky",
-            }
-        )
+        self.consumer = clients.kafka_consumer(settings, self.secrets.kafka_credentials())
         self.stopping = False
         self.heartbeat = time.monotonic()
         self._last_maintenance = 0.0

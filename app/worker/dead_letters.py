@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from app.common.clients import kafka_config
 from app.common.contracts import DEAD_LETTERS_TOPIC, DeadLetterEvent
+from app.common.secrets import Credentials
 from app.common.settings import Settings
 
 
@@ -37,11 +41,12 @@ class Stored:
         return f"{self.partition}:{self.offset}"
 
 
-def read(bootstrap: str, timeout: float = 30) -> list[Stored]:
-    """Every dead letter on the topic now, read up to each partition's end."""
+def read(connection: dict[str, Any], timeout: float = 30) -> list[Stored]:
+    """Every dead letter on the topic now, read up to each partition's end. `connection`: the
+    librdkafka settings of who reads (bootstrap servers, SASL login)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection,
             "group.id": f"its-dead-letters-reader-{uuid.uuid4().hex}",  # never joined, never committed
             "enable.auto.commit": False,
         }
@@ -78,12 +83,12 @@ def read(bootstrap: str, timeout: float = 30) -> list[Stored]:
         consumer.close()
 
 
-def replay(bootstrap: str, letters: list[Stored], timeout: float = 30) -> None:
+def replay(connection: dict[str, Any], letters: list[Stored], timeout: float = 30) -> None:
     """Produce each letter's original value and key onto its original topic; raise unless acknowledged."""
     for stored in letters:
         if stored.letter.value_truncated:
             raise ValueError(f"{stored.at}: only part of the original value was kept; it cannot be replayed")
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer = Producer({**connection, "acks": "all", "enable.idempotence": True})
     failures: list[KafkaError] = []
 
     def delivered(error: KafkaError | None, _message: Message) -> None:
@@ -108,14 +113,23 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: ITS_KAFKA_BOOTSTRAP_SERVERS)")
+    # Kafka answers no one who does not log in: an operator's user that may read the dead-letter
+    # topic and write camera-events (the platform's admin locally; docs/runbooks/dead-letters.md).
+    parser.add_argument("--user", default=os.environ.get("ITS_KAFKA_USERNAME"), help="(ITS_KAFKA_USERNAME)")
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("show", help="print the dead letters as JSON lines")
     show.add_argument("--reason", help="only this reason (undecodable_event, object_missing, ...)")
     again = commands.add_parser("replay", help="produce dead letters back onto their original topic")
     again.add_argument("at", nargs="+", metavar="PARTITION:OFFSET", help='as "at" in the show output')
     args = parser.parse_args(argv)
-    bootstrap = args.bootstrap or Settings().kafka_bootstrap_servers
-    letters = read(bootstrap)
+    settings = Settings()
+    password = os.environ.get("ITS_KAFKA_PASSWORD")
+    if not args.user or password is None:
+        parser.error("a Kafka login is needed: --user (or ITS_KAFKA_USERNAME) and ITS_KAFKA_PASSWORD")
+    connection = kafka_config(settings, Credentials(args.user, password))
+    if args.bootstrap:
+        connection["bootstrap.servers"] = args.bootstrap
+    letters = read(connection)
     if args.command == "show":
         for stored in letters:
             if args.reason in (None, stored.letter.reason):
@@ -126,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"no dead letter at {', '.join(unknown)} on {DEAD_LETTERS_TOPIC}", file=sys.stderr)
         return 1
-    replay(bootstrap, [by_position[at] for at in args.at])
+    replay(connection, [by_position[at] for at in args.at])
     print(f"replayed {len(args.at)} dead letters")
     return 0
 

@@ -18,24 +18,65 @@ from infra.pulumi.catalogue import Catalogue, helm_release
 KAFKA_NAME = "its-kafka"
 KAFKA_NAMESPACE = "kafka"
 KAFKA_NODE_POOL = "dual-role"
+KAFKA_LISTENER, KAFKA_PORT = "tls", 9093
 STRIMZI_RELEASE = "strimzi-kafka-operator"
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 REDIS_RELEASE = "redis"
 
 
+# The Secret (namespace data) that carries Redis's credentials for the redis-ha release. It is
+# not created here yet: the day-one issue makes the program create it from generated passwords
+# (docs/runbooks/provisioning.md, "Day one"). Its keys:
+REDIS_AUTH_SECRET = "redis-auth"  # noqa: S105 - the Secret's name, not a password
+REDIS_AUTH_KEYS = {
+    # requirepass and masterauth: the default user, which the chart's own scripts (init,
+    # split-brain fix, probes, exporter sidecar) log in as.
+    "auth": "auth",
+    # The Sentinels' requirepass (redis-ha knows no Sentinel ACL users).
+    "sentinel": "sentinel-password",
+    # The ACL file of redis.yaml's users with their password hashes and the default user's
+    # (RedisFile.acl_file("redis", passwords, default_password=<auth>)).
+    "acl": "users.acl",
+}
+REDIS_ACL_DIR = "/its-acl"
+
+
 def redis_release_values(settings: RedisFile) -> dict[str, Any]:
     """infrastructure/redis/redis.yaml in the redis-ha chart's terms: the one definition of the
-    master name, the topology and every Redis and Sentinel directive, injected by the program so
-    the release's values files never repeat them."""
+    master name, the topology, every Redis and Sentinel directive and the ACL users, injected by
+    the program so the release's values files never repeat them. No server or Sentinel answers
+    without a password: `auth` with the Secret above, Sentinel auth, and redis.yaml's users from
+    the Secret's ACL file (which keeps the default user on, for the chart's scripts, with the
+    `auth` password: a file without it would turn it on with no password at all)."""
     return {
         "replicas": 1 + settings.replicas,
+        "auth": True,
+        "existingSecret": REDIS_AUTH_SECRET,
+        "authKey": REDIS_AUTH_KEYS["auth"],
         "redis": {
             "masterGroupName": settings.master_name,
-            "config": {key: str(value) for key, value in settings.config.items()},
+            "config": {
+                **{key: str(value) for key, value in settings.config.items()},
+                "aclfile": f"{REDIS_ACL_DIR}/{REDIS_AUTH_KEYS['acl']}",
+            },
+            "extraVolumeMounts": [{"name": "its-acl", "mountPath": REDIS_ACL_DIR, "readOnly": True}],
         },
+        "extraVolumes": [
+            {
+                "name": "its-acl",
+                "secret": {
+                    "secretName": REDIS_AUTH_SECRET,
+                    "items": [{"key": REDIS_AUTH_KEYS["acl"], "path": REDIS_AUTH_KEYS["acl"]}],
+                    "defaultMode": 0o440,
+                },
+            }
+        ],
         "sentinel": {
             "quorum": settings.sentinel.quorum,
             "config": {key: str(value) for key, value in settings.sentinel.config.items()},
+            "auth": True,
+            "existingSecret": REDIS_AUTH_SECRET,
+            "authKey": REDIS_AUTH_KEYS["sentinel"],
         },
     }
 
@@ -98,12 +139,23 @@ def kafka_spec(kafka: KafkaConfig) -> dict[str, Any]:
     return {
         "kafka": {
             "version": kafka.version,
-            # Plain 9092 is what the app's config names (its-kafka-kafka-bootstrap.kafka.svc:9092);
-            # NetworkPolicies of the charts restrict who reaches it. 9093 is TLS for later clients.
+            # One listener, the one the app names (its-kafka-kafka-bootstrap.kafka.svc:9093): TLS,
+            # and every client logs in with SCRAM-SHA-512 as a KafkaUser of the its-kafka-topics
+            # chart (infrastructure/kafka/users.yaml). No plain listener: NetworkPolicies limit
+            # who reaches a port, not who a client says it is.
             "listeners": [
-                {"name": "plain", "port": 9092, "type": "internal", "tls": False},
-                {"name": "tls", "port": 9093, "type": "internal", "tls": True},
+                {
+                    "name": KAFKA_LISTENER,
+                    "port": KAFKA_PORT,
+                    "type": "internal",
+                    "tls": True,
+                    "authentication": {"type": "scram-sha-512"},
+                },
             ],
+            # Kafka's StandardAuthorizer: only the KafkaUsers' ACLs grant anything (Kafka's
+            # allow.everyone.if.no.acl.found stays false; Strimzi's own components are super
+            # users through their TLS identities).
+            "authorization": {"type": "simple"},
             "config": {
                 "default.replication.factor": kafka.replication_factor,
                 "min.insync.replicas": kafka.min_insync_replicas,

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -70,7 +71,9 @@ def redis_master_kill(platform: Platform) -> DrillResult:
     """Kill the Redis master; Sentinel promotes a replica; a client that discovers the master
     through Sentinel follows. A write counts as acknowledged once one replica has it (WAIT)."""
     cfg = platform.cfg
-    sentinel = Sentinel([(HOST, port) for port in cfg.ports.many("sentinel")], socket_timeout=1)  # type: ignore[no-untyped-call]
+    # The platform's admin identity: the default user is off on every server and Sentinel.
+    login = platform.stack(Redis).connection_kwargs()
+    sentinel = Sentinel([(HOST, port) for port in cfg.ports.many("sentinel")], socket_timeout=1, **login)  # type: ignore[no-untyped-call]
     # redis-py's Sentinel API is untyped.
     client = sentinel.master_for(MASTER, socket_timeout=1, retry_on_timeout=False)  # type: ignore[no-untyped-call]
     run = uuid.uuid4().hex[:8]
@@ -155,11 +158,9 @@ def postgres_primary_kill(platform: Platform) -> DrillResult:
 def kafka_broker_kill(platform: Platform) -> DrillResult:
     """Kill one broker of three; an idempotent producer with acks=all goes on (RF 3,
     min.insync 2); every acknowledged message is read back."""
-    cfg = platform.cfg
-    bootstrap = ",".join(f"{HOST}:{p}" for p in cfg.ports.many("kafka_broker"))
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
-    )
+    # The platform's admin identity: every listener authenticates.
+    login = platform.stack(Kafka).client_config()
+    producer = Producer({**login, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
     run = uuid.uuid4().hex[:8]
     topic = "alerts"
 
@@ -175,17 +176,15 @@ def kafka_broker_kill(platform: Platform) -> DrillResult:
         recovery = _fault_under_load(load, _kill_program(platform, victim), acks_after=50)
     platform.supervisor.start(victim)
     wait_until("kafka", platform.stack(Kafka).health, 120, log=_quiet)
-    seen = _read_run(bootstrap, topic, run)
+    seen = _read_run(login, topic, run)
     lost = len(set(load.acknowledged) - seen)
     return DrillResult(
         "kafka-broker-kill", recovery, len(load.acknowledged), lost, len(load.failures), {"killed": victim}
     )
 
 
-def _read_run(bootstrap: str, topic: str, run: str) -> set[int]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"drill-{run}", "enable.auto.commit": False}
-    )
+def _read_run(login: dict[str, Any], topic: str, run: str) -> set[int]:
+    consumer = Consumer({**login, "group.id": f"drill-{run}", "enable.auto.commit": False})
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
     ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}

@@ -21,7 +21,6 @@ import httpx
 import psycopg
 import pytest
 from PIL import Image
-from redis.sentinel import Sentinel
 
 from app.common.apikeys import generate_key
 from app.common.settings import Settings
@@ -204,8 +203,7 @@ def test_bad_input_loses_nothing_accepted_before(
 def clear_rate_limits(local_platform: RunningPlatform) -> Iterator[None]:
     """The limiter's windows are per key and last a minute: leave none behind for later tests."""
     yield
-    sentinels = [("127.0.0.1", port) for port in local_platform.cfg.ports.many("sentinel")]
-    master = Sentinel(sentinels).master_for(redis_settings().master_name)  # type: ignore[no-untyped-call]
+    master = local_platform.sentinel().master_for(redis_settings().master_name)  # type: ignore[no-untyped-call]
     for key in master.scan_iter("its:ratelimit:*"):
         master.delete(key)
 

@@ -49,8 +49,9 @@ def camera(api: httpx.Client, local_platform: RunningPlatform) -> str:
 
 
 @pytest.fixture(scope="module")
-def bootstrap(local_platform: RunningPlatform) -> str:
-    return local_platform.app_env()["ITS_KAFKA_BOOTSTRAP_SERVERS"]
+def kafka(local_platform: RunningPlatform) -> dict[str, Any]:
+    """The platform's admin login: a producer other than the API, and the runbook's reader."""
+    return local_platform.kafka_config()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def worker_stays_up(local_platform: RunningPlatform) -> Iterator[None]:
     assert health.status_code == 200, health.text
 
 
-def _inject(bootstrap: str, key: str, value: bytes) -> tuple[int, int]:
+def _inject(kafka: dict[str, Any], key: str, value: bytes) -> tuple[int, int]:
     """Write straight to camera-events, as a producer other than the API would; (partition, offset)."""
     placed: list[tuple[int, int]] = []
     failures: list[KafkaError] = []
@@ -80,17 +81,17 @@ def _inject(bootstrap: str, key: str, value: bytes) -> tuple[int, int]:
         else:
             placed.append((message.partition() or 0, message.offset() or 0))
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer = Producer({**kafka, "acks": "all", "enable.idempotence": True})
     producer.produce(FRAMES_TOPIC, key=key, value=value, on_delivery=delivered)
     assert producer.flush(15) == 0 and not failures, failures
     return placed[0]
 
 
-def _dead_letter_of(bootstrap: str, origin: tuple[int, int]) -> dead_letters.Stored:
+def _dead_letter_of(kafka: dict[str, Any], origin: tuple[int, int]) -> dead_letters.Stored:
     """The dead letter of the camera-events message at (partition, offset), read back from Kafka."""
     deadline = time.monotonic() + BOUND_SECONDS
     while time.monotonic() < deadline:
-        for stored in dead_letters.read(bootstrap):
+        for stored in dead_letters.read(kafka):
             letter = stored.letter
             if (letter.topic, letter.partition, letter.offset) == (FRAMES_TOPIC, *origin):
                 return stored
@@ -147,12 +148,12 @@ def _record(local_platform: RunningPlatform, event: FrameEvent, size: int) -> No
 
 @pytest.mark.usefixtures("worker_stays_up")
 def test_a_poison_event_is_dead_lettered_and_the_frame_behind_it_comes_out(
-    api: httpx.Client, camera: str, bootstrap: str, local_platform: RunningPlatform
+    api: httpx.Client, camera: str, kafka: dict[str, Any], local_platform: RunningPlatform
 ) -> None:
     before = _dead_letter_count(local_platform, "undecodable_event")
     poison = b'{"frame_id": "not-a-uuid", "camera_id": 42}'
     # Keyed by the camera, so it lands on the good frame's partition, right in front of it.
-    origin = _inject(bootstrap, camera, poison)
+    origin = _inject(kafka, camera, poison)
     sample = SAMPLES / "street-1.jpg"
     captured = datetime.now(UTC)
     posted = api.post(
@@ -164,7 +165,7 @@ def test_a_poison_event_is_dead_lettered_and_the_frame_behind_it_comes_out(
     assert posted.status_code == 202, posted.text
 
     assert _detections(api, local_platform.operator_key, camera, posted.json()["frame_id"], captured)
-    stored = _dead_letter_of(bootstrap, origin)
+    stored = _dead_letter_of(kafka, origin)
     assert stored.letter.reason == "undecodable_event"
     assert "not a FrameEvent" in stored.letter.detail
     assert stored.letter.original_value() == poison and stored.letter.key == camera
@@ -174,15 +175,15 @@ def test_a_poison_event_is_dead_lettered_and_the_frame_behind_it_comes_out(
 
 @pytest.mark.usefixtures("worker_stays_up")
 def test_a_missing_object_is_dead_lettered_and_replayed_once_put_back(
-    api: httpx.Client, camera: str, bootstrap: str, store: Minio, local_platform: RunningPlatform
+    api: httpx.Client, camera: str, kafka: dict[str, Any], store: Minio, local_platform: RunningPlatform
 ) -> None:
     before = _dead_letter_count(local_platform, "object_missing")
     event = _event(camera)
     sample = (SAMPLES / "street-0.jpg").read_bytes()
     _record(local_platform, event, len(sample))  # accepted, but its object never reached the store
-    origin = _inject(bootstrap, camera, event.model_dump_json().encode())
+    origin = _inject(kafka, camera, event.model_dump_json().encode())
 
-    stored = _dead_letter_of(bootstrap, origin)
+    stored = _dead_letter_of(kafka, origin)
     assert stored.letter.reason == "object_missing"
     assert (stored.letter.frame_id, stored.letter.object_key) == (event.frame_id, event.object_key)
     assert "NoSuchKey" in stored.letter.detail
@@ -190,14 +191,19 @@ def test_a_missing_object_is_dead_lettered_and_replayed_once_put_back(
 
     # The runbook's fix: put the object back, replay the dead letter; the frame comes out.
     store.put_object(FRAMES_BUCKET, event.object_key, io.BytesIO(sample), len(sample), "image/jpeg")
-    assert dead_letters.main(["--bootstrap", bootstrap, "replay", stored.at]) == 0
+    login = {"ITS_KAFKA_USERNAME": kafka["sasl.username"], "ITS_KAFKA_PASSWORD": kafka["sasl.password"]}
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in login.items():
+            env.setenv(name, value)
+        env.setenv("ITS_KAFKA_SECURITY_PROTOCOL", kafka["security.protocol"])
+        assert dead_letters.main(["--bootstrap", kafka["bootstrap.servers"], "replay", stored.at]) == 0
     frame_id = str(event.frame_id)
     assert _detections(api, local_platform.operator_key, camera, frame_id, event.captured_at)
 
 
 @pytest.mark.usefixtures("worker_stays_up")
 def test_a_truncated_jpeg_in_the_bucket_is_dead_lettered(
-    camera: str, bootstrap: str, store: Minio, local_platform: RunningPlatform
+    camera: str, kafka: dict[str, Any], store: Minio, local_platform: RunningPlatform
 ) -> None:
     before = _dead_letter_count(local_platform, "undecodable_image")
     whole = (SAMPLES / "street-2.jpg").read_bytes()
@@ -205,9 +211,9 @@ def test_a_truncated_jpeg_in_the_bucket_is_dead_lettered(
     event = _event(camera)
     store.put_object(FRAMES_BUCKET, event.object_key, io.BytesIO(truncated), len(truncated), "image/jpeg")
     _record(local_platform, event, len(truncated))
-    origin = _inject(bootstrap, camera, event.model_dump_json().encode())
+    origin = _inject(kafka, camera, event.model_dump_json().encode())
 
-    stored = _dead_letter_of(bootstrap, origin)
+    stored = _dead_letter_of(kafka, origin)
     assert stored.letter.reason == "undecodable_image"
     assert "truncated" in stored.letter.detail
     assert (stored.letter.frame_id, stored.letter.camera_id) == (event.frame_id, camera)

@@ -305,6 +305,35 @@ def _kafka_topic(obj: Manifest) -> list[str]:
     return problems
 
 
+def _kafka_user(obj: Manifest) -> list[str]:
+    problems = []
+    if not obj.get("metadata", {}).get("labels", {}).get("strimzi.io/cluster"):
+        problems.append(f"{ident(obj)}: no strimzi.io/cluster label")
+    problems += _need(obj, "spec.authentication.type", "spec.authorization.type", "spec.authorization.acls")
+    spec = obj.get("spec", {})
+    if spec.get("authentication", {}).get("type") not in {"scram-sha-512", "tls"}:
+        problems.append(f"{ident(obj)}: spec.authentication.type must be scram-sha-512 or tls")
+    if spec.get("authorization", {}).get("type") != "simple":
+        problems.append(f"{ident(obj)}: spec.authorization.type must be simple")
+    for acl in spec.get("authorization", {}).get("acls") or []:
+        resource = acl.get("resource", {})
+        if resource.get("type") not in {"topic", "group", "cluster", "transactionalId"}:
+            problems.append(f"{ident(obj)}: an ACL on an unknown resource type {resource.get('type')}")
+        if resource.get("type") != "cluster" and not resource.get("name"):
+            problems.append(f"{ident(obj)}: an ACL on a {resource.get('type')} without a name")
+        if not acl.get("operations") or not all(isinstance(op, str) for op in acl["operations"]):
+            problems.append(f"{ident(obj)}: an ACL without operations")
+    return problems
+
+
+def _trigger_authentication(obj: Manifest) -> list[str]:
+    problems = _need(obj, "spec.secretTargetRef")
+    for ref in obj.get("spec", {}).get("secretTargetRef") or []:
+        if not (ref.get("parameter") and ref.get("name") and ref.get("key")):
+            problems.append(f"{ident(obj)}: a secretTargetRef without parameter, name or key")
+    return problems
+
+
 def _cnpg_cluster(obj: Manifest) -> list[str]:
     problems = _need(obj, "spec.instances", "spec.storage.size")
     if not isinstance(obj.get("spec", {}).get("instances"), int):
@@ -356,7 +385,9 @@ CUSTOM_RESOURCES: dict[tuple[str, str], Callable[[Manifest], list[str]]] = {
     ("monitoring.coreos.com", "PrometheusRule"): _prometheus_rule,
     ("monitoring.coreos.com", "ServiceMonitor"): _service_monitor,
     ("keda.sh", "ScaledObject"): _scaled_object,
+    ("keda.sh", "TriggerAuthentication"): _trigger_authentication,
     ("kafka.strimzi.io", "KafkaTopic"): _kafka_topic,
+    ("kafka.strimzi.io", "KafkaUser"): _kafka_user,
     ("postgresql.cnpg.io", "Cluster"): _cnpg_cluster,
     ("postgresql.cnpg.io", "Pooler"): _cnpg_pooler,
     ("postgresql.cnpg.io", "ScheduledBackup"): _cnpg_scheduled_backup,

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from infra.facts.buckets import buckets
+from infra.facts.kafka_users import kafka_users
 from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import redis_settings
 from infra.facts.topics import topics
@@ -37,7 +38,7 @@ from tests.charts.helm import (
 )
 
 CHARTS = charts()
-GATED_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+GATED_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
 PASSWORD_IN_URL = re.compile(r"://[^/@\s]+:[^/@\s]+@")
 SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "CREDENTIAL", "ACCESS_KEY", "PRIVATE")
 
@@ -246,6 +247,35 @@ def test_app_settings_come_from_the_shared_definitions(env: str) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_app_logs_in_to_kafka_over_tls_as_its_own_user(env: str) -> None:
+    """SCRAM over TLS, the user name and password from Vault (nothing in the chart), the brokers'
+    CA mounted from a Secret; KEDA reads the lag as its own user; and the consumer group the
+    worker joins is the one users.yaml grants it."""
+    rendered = env_render("its-camera-ai", env)
+    for component in ("api", "worker"):
+        deployment = rendered.named("Deployment", f"its-camera-ai-{component}")
+        settings = _env_of(deployment)
+        assert settings["ITS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert settings["ITS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert settings["ITS_KAFKA_BOOTSTRAP_SERVERS"].endswith(":9093")
+        assert not any(name.startswith("ITS_KAFKA_SASL_USER") or "PASSWORD" in name for name in settings)
+        ca = settings["ITS_KAFKA_SSL_CA_LOCATION"]
+        pod = deployment["spec"]["template"]["spec"]
+        (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "kafka-ca"]
+        assert ca == f"{mount['mountPath']}/ca.crt" and mount["readOnly"] is True
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "kafka-ca"]
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    worker = _env_of(rendered.named("Deployment", "its-camera-ai-worker"))
+    group = worker.get("ITS_KAFKA_CONSUMER_GROUP")
+    granted = {g.name for g in kafka_users().users["its-worker"].groups}
+    assert group in granted and group in {g.name for g in kafka_users().users["its-keda"].groups}
+    trigger = rendered.named("ScaledObject", "its-camera-ai-worker")["spec"]["triggers"][0]
+    assert (trigger["metadata"]["sasl"], trigger["metadata"]["tls"]) == ("scram_sha512", "enable")
+    auth = rendered.named("TriggerAuthentication", trigger["authenticationRef"]["name"])["spec"]
+    assert {ref["parameter"] for ref in auth["secretTargetRef"]} == {"username", "password", "ca"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_network_policies_deny_by_default_and_allow_only_the_app_flows(env: str) -> None:
     rendered = env_render("its-camera-ai", env)
     policies = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("NetworkPolicy")}
@@ -260,7 +290,8 @@ def test_network_policies_deny_by_default_and_allow_only_the_app_flows(env: str)
             for peer in rule["to"]
         }
         ports = {port["port"] for rule in spec["egress"] for port in rule["ports"]}
-        assert {53, 5432, 6379, 26379, 9092, 8200} <= ports, component
+        assert {53, 5432, 6379, 26379, 9093, 8200} <= ports, component
+        assert 9092 not in ports, f"{component}: Kafka's plain port"
         assert len(namespaces) >= 2, component
         sources = [peer for rule in spec["ingress"] for peer in rule["from"]]
         assert all("ipBlock" not in peer for peer in sources), component
@@ -331,6 +362,54 @@ def test_kafka_topics_are_the_shared_definitions(env: str) -> None:
         assert int(spec["config"]["min.insync.replicas"]) < spec["replicas"] or spec["replicas"] == 1
     if env != "dev":
         assert {s["replicas"] for s in rendered.values()} == {shared.defaults.replication_factor}
+
+
+def _strimzi_acls(user: str) -> list[dict[str, Any]]:
+    """users.yaml's grants of `user` as a Strimzi KafkaUser spells them (topics by name)."""
+    shared, spec = topics(), kafka_users().users[user]
+    acls: list[dict[str, Any]] = [
+        {
+            "resource": {"type": "topic", "name": name, "patternType": "literal"},
+            "operations": list(grant.operations),
+            "host": "*",
+        }
+        for name, grant in kafka_users().topic_grants(user, shared)
+    ]
+    acls += [
+        {
+            "resource": {"type": "group", "name": group.name, "patternType": "literal"},
+            "operations": list(group.operations),
+            "host": "*",
+        }
+        for group in spec.groups
+    ]
+    if spec.cluster:
+        acls.append({"resource": {"type": "cluster"}, "operations": list(spec.cluster), "host": "*"})
+    return acls
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_kafka_users_are_the_shared_definitions(env: str) -> None:
+    """A KafkaUser per identity of users.yaml: SCRAM-SHA-512, simple authorization and exactly
+    the ACLs the local platform applies (the same reader's grants, Strimzi's spelling)."""
+    rendered = env_render("its-kafka-topics", env)
+    users = {u["metadata"]["name"]: u for u in rendered.of_kind("KafkaUser")}
+    assert set(users) == set(kafka_users().names())
+    (cluster,) = {t["metadata"]["labels"]["strimzi.io/cluster"] for t in rendered.of_kind("KafkaTopic")}
+    for name, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["spec"]["authorization"]["type"] == "simple"
+        assert user["spec"]["authorization"]["acls"] == _strimzi_acls(name), name
+    # Every topic an ACL names is one the chart creates.
+    created = {t["spec"]["topicName"] for t in rendered.of_kind("KafkaTopic")}
+    named = {
+        acl["resource"]["name"]
+        for user in users.values()
+        for acl in user["spec"]["authorization"]["acls"]
+        if acl["resource"]["type"] == "topic"
+    }
+    assert named <= created
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -435,6 +514,8 @@ OPERATOR_KINDS = {
     "Pooler",
     "ScheduledBackup",
     "KafkaTopic",
+    "KafkaUser",
+    "TriggerAuthentication",
 }
 
 
@@ -447,6 +528,7 @@ def test_operator_kinds_render_only_where_the_cluster_serves_their_api(env: str)
         assert not bare & OPERATOR_KINDS, f"{chart}@{env}: {bare & OPERATOR_KINDS} without the operator's API"
     assert env_render("its-databases", env).of_kind("Cluster")
     assert env_render("its-kafka-topics", env).of_kind("KafkaTopic")
+    assert env_render("its-kafka-topics", env).of_kind("KafkaUser")
     assert env_render("its-camera-ai", env).of_kind("ServiceMonitor")
 
 

@@ -24,7 +24,7 @@ from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import redis_settings
 from infra.facts.topics import topics
 from infra.facts.vault import vault_layout
-from infra.local.stacks import Kafka, Postgres
+from infra.local.stacks import Kafka, Postgres, Redis
 from infra.local.stacks import Minio as MinioStack
 from infra.local.stacks.postgres import password_secret
 from tests.conftest import RunningPlatform
@@ -95,15 +95,23 @@ def test_pgbouncer_serves_the_app_role(local_platform: RunningPlatform, host: An
     assert cmd.stdout.strip() == role
 
 
+def redis_cli(local_platform: RunningPlatform, port: int) -> str:
+    """redis-cli logged in as the platform's admin (the password in the environment, where
+    redis-cli reads it, not on the command line)."""
+    password = local_platform.platform.stack(Redis).password("admin")
+    return f"REDISCLI_AUTH='{password}' redis-cli --user admin -p {port}"
+
+
 def test_sentinels_see_the_master_two_replicas_and_quorum(local_platform: RunningPlatform, host: Any) -> None:
     declared = redis_settings()
     name = declared.master_name
     for port in local_platform.cfg.ports.many("sentinel"):
-        replicas = host.run(f"redis-cli -p {port} --json sentinel replicas {name}")
+        cli = redis_cli(local_platform, port)
+        replicas = host.run(f"{cli} --json sentinel replicas {name}")
         assert len(json.loads(replicas.stdout)) == declared.replicas
-        quorum = host.run(f"redis-cli -p {port} sentinel ckquorum {name}")
+        quorum = host.run(f"{cli} sentinel ckquorum {name}")
         assert quorum.stdout.startswith("OK 3 usable Sentinels"), quorum.stdout
-        master = json.loads(host.run(f"redis-cli -p {port} --json sentinel master {name}").stdout)
+        master = json.loads(host.run(f"{cli} --json sentinel master {name}").stdout)
         assert int(master["quorum"]) == declared.sentinel.quorum
         assert int(master["down-after-milliseconds"]) == declared.sentinel.config["down-after-milliseconds"]
 
@@ -111,9 +119,10 @@ def test_sentinels_see_the_master_two_replicas_and_quorum(local_platform: Runnin
 def test_redis_runs_with_the_declared_memory_settings(local_platform: RunningPlatform, host: Any) -> None:
     declared = redis_settings().config
     for port in local_platform.cfg.ports.many("redis"):
-        policy = host.run(f"redis-cli -p {port} config get maxmemory-policy").stdout.split()
+        cli = redis_cli(local_platform, port)
+        policy = host.run(f"{cli} config get maxmemory-policy").stdout.split()
         assert policy == ["maxmemory-policy", declared["maxmemory-policy"]]
-        maxmemory = int(host.run(f"redis-cli -p {port} config get maxmemory").stdout.split()[1])
+        maxmemory = int(host.run(f"{cli} config get maxmemory").stdout.split()[1])
         assert maxmemory == int(str(declared["maxmemory"]).removesuffix("mb")) * 1024 * 1024
 
 

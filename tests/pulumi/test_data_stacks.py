@@ -14,6 +14,7 @@ from infra.facts.paths import REPO_ROOT
 from infra.facts.redis import redis_settings
 from infra.facts.stack_config import INSTANCE_TYPES_FILE, instance_types, load_stack_file
 from infra.pulumi.catalogue import EXACT_VERSION, VALUES_DIR, load_catalogue, merge_values
+from infra.pulumi.data_stacks import REDIS_AUTH_KEYS, REDIS_AUTH_SECRET
 from infra.pulumi.gitops_root import render_gitops_root
 from tests.pulumi.stacks import STACKS, stack_run
 
@@ -119,7 +120,8 @@ def test_data_stacks_answer_where_the_app_looks(env: str) -> None:
     assert minio["tls"]["enabled"] is True and app["minio"]["secure"] is True
     assert minio["image"]["repository"].startswith("quay.io/minio/")  # Docker Hub's copies are gone
     assert app["vault"]["addr"] == "http://openbao.vault.svc:8200"
-    assert app["kafka"]["bootstrapServers"] == "its-kafka-kafka-bootstrap.kafka.svc:9092"
+    assert app["kafka"]["bootstrapServers"] == "its-kafka-kafka-bootstrap.kafka.svc:9093"
+    assert app["kafka"]["securityProtocol"] == "SASL_SSL"
 
 
 @pytest.mark.parametrize("env", STACKS)
@@ -153,9 +155,35 @@ def test_redis_release_takes_infrastructure_redis_whole() -> None:
         redis = values("redis", env)
         assert redis["redis"]["masterGroupName"] == source.master_name
         assert redis["replicas"] == source.replicas + 1 == source.sentinel.count  # a sentinel per pod
-        assert redis["redis"]["config"] == {k: str(v) for k, v in source.config.items()}
         assert redis["sentinel"]["quorum"] == source.sentinel.quorum
         assert redis["sentinel"]["config"] == {k: str(v) for k, v in source.sentinel.config.items()}
+        assert redis["redis"]["config"] == {
+            **{k: str(v) for k, v in source.config.items()},
+            "aclfile": "/its-acl/users.acl",
+        }
+
+
+@pytest.mark.parametrize("env", STACKS)
+def test_redis_and_its_sentinels_answer_no_one_without_a_password(env: str) -> None:
+    """redis-ha with auth (requirepass and masterauth from the redis-auth Secret), Sentinel auth,
+    and redis.yaml's ACL users loaded from the same Secret's users.acl; none of it in the values
+    files, where a false would silently win."""
+    redis = values("redis", env)
+    assert redis["auth"] is True
+    assert (redis["existingSecret"], redis["authKey"]) == (REDIS_AUTH_SECRET, "auth")
+    assert redis["sentinel"]["auth"] is True
+    assert redis["sentinel"]["existingSecret"] == REDIS_AUTH_SECRET
+    assert redis["sentinel"]["authKey"] == "sentinel-password"
+    (volume,) = redis["extraVolumes"]
+    assert volume["secret"]["secretName"] == REDIS_AUTH_SECRET
+    assert volume["secret"]["items"] == [{"key": "users.acl", "path": "users.acl"}]
+    (mount,) = redis["redis"]["extraVolumeMounts"]
+    assert mount == {"name": volume["name"], "mountPath": "/its-acl", "readOnly": True}
+    assert redis["redis"]["config"]["aclfile"] == f"{mount['mountPath']}/users.acl"
+    assert set(REDIS_AUTH_KEYS.values()) == {"auth", "sentinel-password", "users.acl"}
+    files = load_catalogue().release("redis").values(env)  # values.yaml and values-<env>.yaml
+    assert not {"auth", "existingSecret", "authKey", "extraVolumes"} & set(files)
+    assert "auth" not in files.get("sentinel", {})
 
 
 @pytest.mark.parametrize("env", STACKS)

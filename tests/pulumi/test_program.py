@@ -274,9 +274,19 @@ def test_kafka_cluster_is_kraft_with_the_configured_replication(run: StackRun) -
     assert config["default.replication.factor"] == cfg.replication_factor
     assert config["min.insync.replicas"] == cfg.min_insync_replicas
     assert kafka["spec"]["entityOperator"] == {"topicOperator": {}, "userOperator": {}}
-    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False} in kafka["spec"]["kafka"][
-        "listeners"
+    # Every listener authenticates (SCRAM-SHA-512 over TLS) and only ACLs grant anything.
+    listeners = kafka["spec"]["kafka"]["listeners"]
+    assert listeners == [
+        {
+            "name": "tls",
+            "port": 9093,
+            "type": "internal",
+            "tls": True,
+            "authentication": {"type": "scram-sha-512"},
+        }
     ]
+    assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
+    assert not any(key.startswith(("allow.everyone", "authorizer", "super.users")) for key in config)
     if run.stack in ("staging", "prod"):
         assert (
             pool["spec"]["replicas"],

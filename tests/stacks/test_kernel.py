@@ -26,12 +26,14 @@ def test_ports_refuse_a_shared_offset_and_the_ephemeral_range() -> None:
 
 def test_redis_and_sentinel_configs_carry_every_declared_directive() -> None:
     settings = redis_settings()
-    replica = redis_conf(settings, "redis1", 20021, "/tmp/r1", master_port=20020)
+    replica = redis_conf(settings, "redis1", 20021, "/tmp/r1", master_port=20020, replica_password="r")
     for key, value in settings.config.items():
         assert f"\n{key} {value}\n" in replica
     assert "replicaof 127.0.0.1 20020" in replica
-    assert "replicaof" not in redis_conf(settings, "redis0", 20020, "/tmp/r0", master_port=None)
-    sentinel = sentinel_conf(settings, "sentinel0", 20023, "/tmp/s0", master_port=20020)
+    assert "replicaof" not in redis_conf(settings, "redis0", 20020, "/tmp/r0", None, replica_password="r")
+    sentinel = sentinel_conf(
+        settings, "sentinel0", 20023, "/tmp/s0", master_port=20020, sentinel_password="s"
+    )
     monitor = f"sentinel monitor {settings.master_name} 127.0.0.1 20020 {settings.sentinel.quorum}"
     assert monitor in sentinel
     for key, value in settings.sentinel.config.items():

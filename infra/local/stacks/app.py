@@ -42,6 +42,10 @@ class App(Stack):
             "ITS_DATABASE_URL": f"postgresql://{role_for(identity)}@{HOST}:{p.pgbouncer}/{DATABASE}",
             "ITS_TIMESCALE": "auto",
             "ITS_KAFKA_BOOTSTRAP_SERVERS": ",".join(endpoints(*p.many("kafka_broker"))),
+            # The local brokers' listener: SCRAM over plain loopback (the chart sets SASL_SSL).
+            # The user name and password come from Vault (its/<identity>/kafka).
+            "ITS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "ITS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
             "ITS_REDIS_SENTINELS": ",".join(endpoints(*p.many("sentinel"))),
             "ITS_REDIS_MASTER_NAME": redis_settings().master_name,
             "ITS_MINIO_ENDPOINT": f"{HOST}:{p.minio_api}",

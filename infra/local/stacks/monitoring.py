@@ -9,6 +9,7 @@ import subprocess
 import httpx
 
 from infra.facts.paths import INFRASTRUCTURE
+from infra.facts.redis import secret_name as redis_secret_name
 from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
@@ -87,6 +88,12 @@ class Monitoring(Stack):
                 "redis-exporter",
                 self.name,
                 ["prometheus-redis-exporter", f"--web.listen-address={HOST}:{p.redis_exporter}"],
+                # redis.yaml's `exporter` identity, on the servers and the Sentinels alike; in
+                # the environment, not on the command line (`ps` shows arguments to anyone).
+                environment={
+                    "REDIS_USER": "exporter",
+                    "REDIS_PASSWORD": str(self.secrets[redis_secret_name("exporter")]),
+                },
             ),
             Program(
                 "node-exporter",

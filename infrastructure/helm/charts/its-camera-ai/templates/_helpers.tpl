@@ -166,6 +166,39 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
+{{/* How the API and the worker reach Kafka: SCRAM over TLS (the user name and password come
+     from Vault, its/<identity>/kafka), trusting the CA of caSecret when one is named. */}}
+{{- define "its.kafkaEnv" -}}
+- name: ITS_KAFKA_SECURITY_PROTOCOL
+  value: {{ .Values.config.kafka.securityProtocol | quote }}
+- name: ITS_KAFKA_SASL_MECHANISM
+  value: {{ .Values.config.kafka.saslMechanism | quote }}
+{{- if .Values.config.kafka.caSecret }}
+- name: ITS_KAFKA_SSL_CA_LOCATION
+  value: "/etc/its/kafka-ca/ca.crt"
+{{- end }}
+{{- end }}
+
+{{- define "its.kafkaCaVolume" -}}
+{{- with .Values.config.kafka.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "its.kafkaCaMount" -}}
+{{- if .Values.config.kafka.caSecret }}
+- name: kafka-ca
+  mountPath: /etc/its/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
 {{/* Environment shared by the API and the worker (ITS_* settings, never a secret). */}}
 {{- define "its.commonEnv" -}}
 - name: ITS_ENVIRONMENT
