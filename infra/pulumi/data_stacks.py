@@ -95,6 +95,8 @@ class DataStacksArgs:
     provider: k8s.Provider
     protect: bool
     depends_on: Sequence[pulumi.Resource] = ()
+    # Namespaces whose pods may reach the Kafka listener (the app, KEDA's lag scaler).
+    kafka_client_namespaces: Sequence[str] = ()
 
 
 def kafka_node_pool_spec(kafka: KafkaConfig) -> dict[str, Any]:
@@ -134,7 +136,9 @@ def kafka_node_pool_spec(kafka: KafkaConfig) -> dict[str, Any]:
     }
 
 
-def kafka_spec(kafka: KafkaConfig) -> dict[str, Any]:
+def kafka_spec(kafka: KafkaConfig, client_namespaces: Sequence[str] = ()) -> dict[str, Any]:
+    """client_namespaces: who may reach the listener. Strimzi turns them into the listener's
+    NetworkPolicy (its only allowed peers); none would let every namespace in."""
     internal_replication = kafka.replication_factor
     return {
         "kafka": {
@@ -150,6 +154,10 @@ def kafka_spec(kafka: KafkaConfig) -> dict[str, Any]:
                     "type": "internal",
                     "tls": True,
                     "authentication": {"type": "scram-sha-512"},
+                    "networkPolicyPeers": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+                        for namespace in client_namespaces
+                    ],
                 },
             ],
             # Kafka's StandardAuthorizer: only the KafkaUsers' ACLs grant anything (Kafka's
@@ -226,7 +234,7 @@ class DataStacks(pulumi.ComponentResource):
                 namespace=KAFKA_NAMESPACE,
                 labels={"app.kubernetes.io/part-of": "its-camera-ai"},
             ),
-            spec=kafka_spec(args.kafka),
+            spec=kafka_spec(args.kafka, args.kafka_client_namespaces),
             opts=opts,
         )
         return [node_pool, cluster]

@@ -42,6 +42,12 @@ def gitops_settings(environment: str, gitops_dir: Path = GITOPS_DIR) -> dict[str
     return data
 
 
+def chart_namespace(chart: str, gitops_dir: Path = GITOPS_DIR) -> str:
+    """The namespace the GitOps tree deploys one of this repository's charts into."""
+    values = yaml.safe_load((gitops_dir / "bootstrap" / "values.yaml").read_text())
+    return str(values["charts"][chart]["namespace"])
+
+
 def placeholder(setting: str) -> str:
     """The placeholder base/ uses for a setting: repoURL -> REPO_URL, targetRevision -> TARGET_REVISION."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", setting).upper()

@@ -9,7 +9,7 @@ from infra.pulumi.addons import Addons, AddonsArgs
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
 from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
-from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs
+from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
 
@@ -103,6 +103,10 @@ def run(config: StackConfig | None = None) -> None:
             kafka=cfg.data_stacks.kafka,
             provider=cluster.provider,
             protect=cfg.protect_stateful_resources,
+            kafka_client_namespaces=[
+                chart_namespace("its-camera-ai"),
+                *([catalogue.release("keda").namespace] if "keda" in cfg.data_stacks.releases else []),
+            ],
             depends_on=[*addons.addons, *node_pools.node_groups.values()],
         ),
     )

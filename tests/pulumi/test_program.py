@@ -10,6 +10,7 @@ import pytest
 
 from infra.facts.stack_config import ALL_LOG_TYPES, GPU_LABEL, POOL_LABEL, load_stack_file
 from infra.pulumi.catalogue import load_catalogue
+from infra.pulumi.gitops_root import chart_namespace
 from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE
 from infra.pulumi.policy.rules import NON_TAGGABLE, REQUIRED_TAGS
 from tests.pulumi.broken import BROKEN_CONFIGS, BrokenConfig
@@ -276,6 +277,7 @@ def test_kafka_cluster_is_kraft_with_the_configured_replication(run: StackRun) -
     assert kafka["spec"]["entityOperator"] == {"topicOperator": {}, "userOperator": {}}
     # Every listener authenticates (SCRAM-SHA-512 over TLS) and only ACLs grant anything.
     listeners = kafka["spec"]["kafka"]["listeners"]
+    clients = (chart_namespace("its-camera-ai"), load_catalogue().release("keda").namespace)
     assert listeners == [
         {
             "name": "tls",
@@ -283,6 +285,14 @@ def test_kafka_cluster_is_kraft_with_the_configured_replication(run: StackRun) -
             "type": "internal",
             "tls": True,
             "authentication": {"type": "scram-sha-512"},
+            # Only the app's namespace and KEDA's reach the listener (Strimzi's NetworkPolicy).
+            "networkPolicyPeers": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+                for namespace in (
+                    chart_namespace("its-camera-ai"),
+                    load_catalogue().release("keda").namespace,
+                )
+            ],
         }
     ]
     assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
