@@ -288,10 +288,7 @@ def test_kafka_cluster_is_kraft_with_the_configured_replication(run: StackRun) -
             # Only the app's namespace and KEDA's reach the listener (Strimzi's NetworkPolicy).
             "networkPolicyPeers": [
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
-                for namespace in (
-                    chart_namespace("its-camera-ai"),
-                    load_catalogue().release("keda").namespace,
-                )
+                for namespace in clients
             ],
         }
     ]
