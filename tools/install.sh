@@ -126,7 +126,8 @@ install_kafka() {
   step "Apache Kafka $KAFKA_VERSION jars (tools/kafka/pom.xml)"
   if [ ! -f "$dir/.complete" ]; then
     rm -rf "$dir"; mkdir -p "$dir/libs" "$dir/agents"
-    mvn -q -B -f "$ROOT/tools/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dir/libs"
+    mvn -q -B -f "$ROOT/tools/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+      dependency:copy-dependencies -DoutputDirectory="$dir/libs"
     # The JMX exporter is a -javaagent, not a classpath jar.
     mv "$dir"/libs/jmx_prometheus_javaagent-*.jar "$dir/agents/jmx_prometheus_javaagent.jar"
     touch "$dir/.complete"
