@@ -170,13 +170,21 @@ def test_the_app_runs_without_a_single_acl_refusal(local_platform: RunningPlatfo
     was refused a command it needs. (The exporter is refused CONFIG GET on purpose: redis.yaml
     says why.)"""
     result = run_smoke(local_platform.api_url, local_platform.operator_key, 120)
-    latest = httpx.get(
-        f"{local_platform.api_url}/v1/cameras/smoke-cam/counts/latest",
-        headers={"X-API-Key": local_platform.operator_key},
-        timeout=10,
-    )
-    assert latest.status_code == 200, latest.text
-    assert latest.json()["frame_id"] is not None, result
+    # The worker writes the latest counts after the detections, and the API reads them from a
+    # replica: poll until the smoke frame's counts arrive (through both identities' Redis users).
+    deadline = time.monotonic() + 60
+    latest = None
+    while time.monotonic() < deadline:
+        latest = httpx.get(
+            f"{local_platform.api_url}/v1/cameras/smoke-cam/counts/latest",
+            headers={"X-API-Key": local_platform.operator_key},
+            timeout=10,
+        )
+        assert latest.status_code == 200, latest.text
+        if latest.json()["frame_id"] == result.frame_id:
+            break
+        time.sleep(0.5)
+    assert latest is not None and latest.json()["frame_id"] == result.frame_id, result
     time.sleep(6)  # a scrape of every target by Prometheus (5 s interval)
     redis_stack = local_platform.platform.stack(Redis)
     refused: list[str] = []
