@@ -34,24 +34,6 @@ from tests.conftest import RunningPlatform
 pytestmark = pytest.mark.platform
 
 
-@pytest.fixture(scope="module")
-def api(local_platform: RunningPlatform) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_platform.api_url, timeout=15) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def camera(api: httpx.Client, local_platform: RunningPlatform) -> str:
-    camera_id = f"bad-{uuid.uuid4().hex[:6]}"
-    response = api.post(
-        "/v1/cameras",
-        json={"id": camera_id, "name": "bad input"},
-        headers={"X-API-Key": local_platform.operator_key},
-    )
-    assert response.status_code == 201
-    return camera_id
-
-
 def _image(fmt: str, size: tuple[int, int] = (32, 32), colour: tuple[int, int, int] = (200, 10, 10)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, fmt)

@@ -31,24 +31,6 @@ BOUND_SECONDS = 60  # a frame behind a poison message comes out within this, as 
 
 
 @pytest.fixture(scope="module")
-def api(local_platform: RunningPlatform) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=local_platform.api_url, timeout=15) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def camera(api: httpx.Client, local_platform: RunningPlatform) -> str:
-    camera_id = f"poison-{uuid.uuid4().hex[:6]}"
-    response = api.post(
-        "/v1/cameras",
-        json={"id": camera_id, "name": "poison"},
-        headers={"X-API-Key": local_platform.operator_key},
-    )
-    assert response.status_code == 201, response.text
-    return camera_id
-
-
-@pytest.fixture(scope="module")
 def kafka(local_platform: RunningPlatform) -> dict[str, Any]:
     """The platform's admin login: a producer other than the API, and the runbook's reader."""
     return local_platform.kafka_config()

@@ -11,19 +11,11 @@ from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 from infra.local.secrets import LOCAL_CAMERAS
-from infra.local.stacks.base import Stack, endpoints
+from infra.local.stacks.base import Stack, endpoints, http_ok
 from infra.local.stacks.postgres import DATABASE
 
 API_IDENTITY = "its-api"
 WORKER_IDENTITY = "its-worker"
-
-
-def _http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
-    try:
-        response = httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as error:
-        return False, type(error).__name__
-    return response.status_code == 200, f"HTTP {response.status_code}"
 
 
 class App(Stack):
@@ -112,13 +104,13 @@ class App(Stack):
         return f"cameras {', '.join(LOCAL_CAMERAS)} registered; API keys in {self.secrets.credentials_file}"
 
     def api(self) -> Health:
-        ok, detail = _http_ok(f"{self.api_url}/readyz", timeout=5)
+        ok, detail = http_ok(f"{self.api_url}/readyz", timeout=5)
         # Where the clients (smoke check, tests, load tests, a person with curl) find their keys.
         credentials = str(self.secrets.credentials_file)
         return Health(ok, {"readyz": detail, "credentials_file": credentials}, endpoints(self.ports.api))
 
     def worker(self) -> Health:
-        ok, detail = _http_ok(f"http://{HOST}:{self.ports.worker_metrics}/healthz")
+        ok, detail = http_ok(f"http://{HOST}:{self.ports.worker_metrics}/healthz")
         return Health(ok, {"healthz": detail}, endpoints(self.ports.worker_metrics))
 
     def health(self) -> Health:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from infra.kernel.health import Health
@@ -23,6 +24,15 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 def endpoints(*ports: int) -> list[str]:
     return [f"{HOST}:{port}" for port in ports]
+
+
+def http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    """Whether a health endpoint answers 200, and what it answered (for the status detail)."""
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as error:
+        return False, type(error).__name__
+    return response.status_code == 200, f"HTTP {response.status_code}"
 
 
 def chown_postgres(path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 from minio import Minio as MinioClient
 from minio import MinioAdmin
 from minio.commonconfig import ENABLED, Filter
@@ -18,7 +17,7 @@ from infra.facts.buckets import POLICIES_DIR, LifecycleRule, buckets
 from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
-from infra.local.stacks.base import Stack, endpoints
+from infra.local.stacks.base import Stack, endpoints, http_ok
 
 ROOT_USER = "its-root"
 DRIVES = 4
@@ -83,11 +82,7 @@ class Minio(Stack):
         ]
 
     def health(self) -> Health:
-        try:
-            response = httpx.get(f"http://{self.endpoint}/minio/health/cluster", timeout=2)
-            ok, detail = response.status_code == 200, f"HTTP {response.status_code}"
-        except httpx.HTTPError as error:
-            ok, detail = False, type(error).__name__
+        ok, detail = http_ok(f"http://{self.endpoint}/minio/health/cluster")
         return Health(ok, {"cluster": detail}, endpoints(self.ports.minio_api))
 
     def root_client(self) -> MinioClient:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import subprocess
 
-import httpx
-
 from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import secret_name as redis_secret_name
 from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
-from infra.local.stacks.base import TEMPLATES, Stack, endpoints
+from infra.local.stacks.base import TEMPLATES, Stack, endpoints, http_ok
 
 RULES_DIR = INFRASTRUCTURE / "prometheus" / "rules"
 ALERTMANAGER_CONFIG = INFRASTRUCTURE / "prometheus" / "alertmanager.yaml"
@@ -21,14 +19,6 @@ ALERTMANAGER_CONFIG = INFRASTRUCTURE / "prometheus" / "alertmanager.yaml"
 
 def rule_files() -> list[str]:
     return [str(path) for path in sorted(RULES_DIR.glob("*.yaml"))]
-
-
-def _http_ok(url: str) -> tuple[bool, str]:
-    try:
-        response = httpx.get(url, timeout=2)
-    except httpx.HTTPError as error:
-        return False, type(error).__name__
-    return response.status_code == 200, f"HTTP {response.status_code}"
 
 
 class Monitoring(Stack):
@@ -132,8 +122,8 @@ class Monitoring(Stack):
 
     def health(self) -> Health:
         p = self.ports
-        ok, detail = _http_ok(f"http://{HOST}:{p.prometheus}/-/ready")
-        am_ok, am_detail = _http_ok(f"http://{HOST}:{p.alertmanager}/-/ready")
+        ok, detail = http_ok(f"http://{HOST}:{p.prometheus}/-/ready")
+        am_ok, am_detail = http_ok(f"http://{HOST}:{p.alertmanager}/-/ready")
         return Health(
             ok and am_ok,
             {"prometheus": detail, "alertmanager": am_detail},

@@ -14,7 +14,7 @@ from infra.facts.database import database_roles
 from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program, postgres_user
-from infra.local.stacks.base import Stack, chown_postgres, endpoints
+from infra.local.stacks.base import Stack, chown_postgres, endpoints, http_ok
 
 MEMBERS = 2
 DATABASE = "its"
@@ -154,11 +154,7 @@ class Postgres(Stack):
         self.ctx.supervisor.start_group(self.name)
 
     def etcd(self) -> Health:
-        try:
-            response = httpx.get(f"http://{HOST}:{self.ports.etcd_client}/health", timeout=2)
-            ok, detail = response.status_code == 200, f"HTTP {response.status_code}"
-        except httpx.HTTPError as error:
-            ok, detail = False, type(error).__name__
+        ok, detail = http_ok(f"http://{HOST}:{self.ports.etcd_client}/health")
         return Health(ok, {"health": detail}, endpoints(self.ports.etcd_client))
 
     def members(self) -> dict[str, dict[str, Any]]:
