@@ -19,6 +19,9 @@ def _time(stamp: Any) -> datetime:
 
 
 def test_every_application_of_this_repository_is_synced_and_healthy(local_cluster: LocalCluster) -> None:
+    # An Application may pass through Progressing after cluster-up's first Healthy (a Job or a
+    # rollout it runs): wait, with the bound cluster-up itself has, before reading each one.
+    local_cluster.wait_all_healthy(300)
     apps = local_cluster.custom.list_namespaced_custom_object(
         "argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications"
     )["items"]
