@@ -24,11 +24,18 @@ from app.common.contracts import (
     FrameEvent,
     frame_object_key,
 )
-from app.worker.batch import split_batch
+from app.worker.batch import MAX_FRAME_PIXELS, split_batch
 
 SAMPLE = Path(__file__).resolve().parents[3] / "app" / "worker" / "samples" / "street-0.jpg"
 CAMERA = "cam-1"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def pil_default_bomb_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker process never imports the API, whose image limits lower PIL's process-wide
+    bound; in a shared test process put PIL's default back, so the worker's own bound refuses."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", MAX_FRAME_PIXELS)
 
 
 def _event(object_key: str | None = None) -> FrameEvent:
@@ -148,9 +155,7 @@ def test_each_poison_message_is_dead_lettered_with_its_reason_and_the_good_frame
     assert "truncated" in by_offset[11].detail
     assert "UnidentifiedImageError" in by_offset[13].detail
     assert "DecompressionBomb" in by_offset[15].detail and "900000000 pixels" in by_offset[15].detail
-    # Refused by the worker's own bound, or by PIL's where a module (the API's image limits)
-    # set PIL's lower in this process: either way before a pixel is decoded.
-    assert "DecompressionBomb" in by_offset[20].detail
+    assert "DecompressionBomb" in by_offset[20].detail and "10000x10000" in by_offset[20].detail
     assert "NoSuchKey" in by_offset[16].detail and missing.object_key in by_offset[16].detail
     # What is known of each is kept: the ids once the event parsed, the key and the raw value always.
     known = ((11, truncated), (13, not_image), (15, bomb), (16, missing), (18, dotted), (20, warned_bomb))
