@@ -74,8 +74,11 @@ async def frame_poster(camera_id: str, key: Caller) -> ApiKeyRecord:
     )
 
 
-async def require_camera(state: AppState, camera_id: str) -> dict[str, Any]:
-    row = await state.db.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
-    if row is None:
+async def require_camera(state: AppState, camera_id: str) -> None:
+    """404 unless the camera is registered (known_cameras.py: no database read once seen)."""
+
+    async def registered(camera: str) -> bool:
+        return bool(await state.db.fetchval("SELECT EXISTS (SELECT 1 FROM cameras WHERE id = $1)", camera))
+
+    if not await state.cameras.exists(camera_id, registered):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown camera {camera_id!r}")
-    return dict(row)

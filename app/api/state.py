@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from confluent_kafka import Producer
 from minio import Minio
 from redis.asyncio.sentinel import Sentinel
 
+from app.api.known_cameras import KnownCameras
 from app.common.secrets import VaultSecrets
 from app.common.settings import Settings
 
@@ -21,3 +22,4 @@ class AppState:
     sentinel: Sentinel
     store: Minio
     producer: Producer
+    cameras: KnownCameras = field(default_factory=KnownCameras)

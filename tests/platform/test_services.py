@@ -4,9 +4,11 @@ and configured as infrastructure/ declares it."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,6 +48,16 @@ def test_every_service_listens_on_loopback_only(local_platform: RunningPlatform,
 def test_every_supervised_program_is_running(local_platform: RunningPlatform) -> None:
     states = {name: info["statename"] for name, info in local_platform.supervisor.info().items()}
     assert states and all(state == "RUNNING" for state in states.values()), states
+
+
+def test_the_worker_runs_only_on_cpu_time_nobody_else_wants(local_platform: RunningPlatform) -> None:
+    """Locally the worker shares two cores with the API and the stores: SCHED_IDLE, every thread
+    of it (torch's included), so a request never waits behind an inference."""
+    pid = local_platform.supervisor.pid("worker")
+    threads = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    assert len(threads) > 1
+    assert {os.sched_getscheduler(thread) for thread in threads} == {os.SCHED_IDLE}
+    assert os.sched_getscheduler(local_platform.supervisor.pid("api")) == os.SCHED_OTHER
 
 
 def test_postgres_streams_to_a_synchronous_standby(local_platform: RunningPlatform) -> None:

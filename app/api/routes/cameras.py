@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import Operator, Reader, State, require_camera
+from app.api.deps import Operator, Reader, State
 from app.common.cameras import Camera, CameraIn
 
 router = APIRouter(prefix="/v1/cameras", tags=["cameras"])
@@ -32,6 +31,7 @@ async def register_camera(key: Operator, camera: CameraIn, state: State) -> Came
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"camera {camera.id!r} is already registered"
         ) from error
+    state.cameras.add(camera.id)
     log.info("camera registered", extra={"camera_id": camera.id, "key_id": key.id})
     return Camera.model_validate(dict(row))
 
@@ -43,5 +43,9 @@ async def list_cameras(_: Reader, state: State) -> list[Camera]:
 
 
 @router.get("/{camera_id}")
-async def get_camera(_: Reader, camera_id: str, state: State) -> dict[str, Any]:
-    return await require_camera(state, camera_id)
+async def get_camera(_: Reader, camera_id: str, state: State) -> Camera:
+    row = await state.db.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown camera {camera_id!r}")
+    state.cameras.add(camera_id)
+    return Camera.model_validate(dict(row))

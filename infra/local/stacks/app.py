@@ -76,8 +76,10 @@ class App(Stack):
                 "worker",
                 self.name,
                 # In a cluster the worker has GPU nodes of its own; here it shares two cores with
-                # the API, so it yields the CPU to requests (the API's latency SLO comes first).
-                ["nice", "-n", "10", py, "-m", "app.worker"],
+                # the API and the stores, so it runs only on CPU time nobody else wants
+                # (SCHED_IDLE: a waking request preempts it at once; under nice 10 every hop of
+                # a request still waited behind inference).
+                ["chrt", "--idle", "0", py, "-m", "app.worker"],
                 environment=self.environment(WORKER_IDENTITY),
                 stopwaitsecs=60,
                 startsecs=5,
