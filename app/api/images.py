@@ -50,12 +50,6 @@ class Frame:
     height: int
 
 
-def configure(limits: FrameLimits) -> None:
-    """Pillow's own bomb guard at our limit: it warns past it and refuses at twice it, inside
-    Image.open; our header check below refuses everything past it first anyway."""
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
-
-
 def validate_frame(data: bytes, limits: FrameLimits) -> Frame:
     """The frame's type and size, once it has decoded in full; FrameRejectedError otherwise.
     CPU-bound: call it off the event loop (`check_frame`)."""
@@ -78,6 +72,8 @@ def validate_frame(data: bytes, limits: FrameLimits) -> Frame:
     except FrameRejectedError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # Pillow's process-wide guard (left as the process has it: this module never changes
+        # it) can fire inside Image.open, before our own header check: the same refusal.
         raise FrameRejectedError(
             422, f"the frame has more than the limit of {limits.max_pixels} pixels"
         ) from error

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app.api import images, metrics
+from app.api import metrics
 from app.api.guard import Guard, GuardPolicy
 from app.api.ratelimit import FixedWindow, KeyRateLimiter
 from app.api.routes import cameras, counts, detections, frames, health
@@ -70,7 +70,6 @@ def create_app(
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
-    images.configure(images.FrameLimits.from_settings(settings))
     app.middleware("http")(metrics.record)
     for module in (health, cameras, frames, detections, counts):
         app.include_router(module.router)

@@ -15,6 +15,8 @@ from PIL import Image
 
 from app.api import images
 from app.api.images import Frame, FrameLimits, FrameRejectedError, check_frame, validate_frame
+from app.api.main import create_app
+from app.common.settings import Settings
 
 LIMITS = FrameLimits(max_bytes=5 * 1024 * 1024, max_pixels=16_777_216, max_side=8192)
 
@@ -76,16 +78,22 @@ def test_a_png_bomb_is_refused_from_its_header_quickly() -> None:
     assert str(LIMITS.max_pixels) in error.reason or str(LIMITS.max_side) in error.reason
 
 
-def test_pillow_s_own_bomb_guard_is_caught_too() -> None:
-    """With Pillow's limit at ours (configure), a frame past twice the limit makes Image.open
-    raise DecompressionBombError before our header check: still a 422 naming the limit."""
-    small = FrameLimits(max_bytes=LIMITS.max_bytes, max_pixels=64 * 64, max_side=8192)
-    images.configure(small)
-    try:
-        error = rejected(encoded("PNG", (200, 200)), small)
-    finally:
-        images.configure(LIMITS)
-    assert error.status == 422 and str(small.max_pixels) in error.reason
+def test_pillow_s_own_bomb_guard_is_caught_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When Pillow's process-wide bound is lower than ours (another library set it), a frame
+    past twice it makes Image.open raise DecompressionBombError before our header check:
+    still a 422 naming our limit, never a 5xx."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64)
+    error = rejected(encoded("PNG", (200, 200)))
+    assert error.status == 422 and str(LIMITS.max_pixels) in error.reason
+
+
+def test_the_api_leaves_pillow_s_process_wide_bound_alone() -> None:
+    """The limits are the API's own: building the app and refusing a frame over them change
+    nothing another module of the process (the worker's batch, a library) relies on."""
+    before = Image.MAX_IMAGE_PIXELS
+    create_app(Settings(max_frame_pixels=64 * 64))
+    rejected(encoded("PNG", (64, 64)), FrameLimits(LIMITS.max_bytes, 32 * 32, 8192))
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 @pytest.mark.parametrize(

@@ -24,18 +24,11 @@ from app.common.contracts import (
     FrameEvent,
     frame_object_key,
 )
-from app.worker.batch import MAX_FRAME_PIXELS, split_batch
+from app.worker.batch import split_batch
 
 SAMPLE = Path(__file__).resolve().parents[3] / "app" / "worker" / "samples" / "street-0.jpg"
 CAMERA = "cam-1"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def pil_default_bomb_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker process never imports the API, whose image limits lower PIL's process-wide
-    bound; in a shared test process put PIL's default back, so the worker's own bound refuses."""
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", MAX_FRAME_PIXELS)
 
 
 def _event(object_key: str | None = None) -> FrameEvent:
