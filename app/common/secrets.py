@@ -51,6 +51,11 @@ class RedisCredentials:
     sentinel: Credentials
 
 
+def migration_paths(settings: Settings) -> tuple[str, ...]:
+    """The migration Job's (its-migrate): the schema owner's database login, nothing else."""
+    return (identity_path(settings, "postgres"),)
+
+
 def api_paths(settings: Settings) -> tuple[str, ...]:
     """The API's: its own, then the key records and their pepper."""
     return (*identity_paths(settings), API_KEYS_PATH, API_PEPPER_PATH)

@@ -4,7 +4,10 @@ passes the Kubernetes schemas of the target version and the platform's workload 
 
 from __future__ import annotations
 
+import ast
+import builtins
 import dataclasses
+import importlib
 import itertools
 import json
 import re
@@ -579,3 +582,24 @@ def test_api_docs_are_off_in_prod_and_the_limits_reach_the_api(env: str, docs: s
     base = env_render("its-camera-ai", env).render
     overridden = template(dataclasses.replace(base, values_yaml="api:\n  rateLimitPerMinute: 120\n"))
     assert _env_of(overridden.named("Deployment", "its-camera-ai-api"))["ITS_RATE_LIMIT_PER_MINUTE"] == "120"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_migration_job_s_program_names_only_what_the_app_has(env: str) -> None:
+    """The Job runs an inline program (no image has a console script for it): every import it
+    makes resolves in this tree, so a rename in app/ cannot leave the Job failing at sync."""
+    (job,) = env_render("its-camera-ai", env).of_kind("Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    program = container["command"][-1]
+    imports = [node for node in ast.walk(ast.parse(program)) if isinstance(node, ast.ImportFrom)]
+    assert imports
+    for node in imports:
+        module = importlib.import_module(node.module or "")
+        missing = [alias.name for alias in node.names if not hasattr(module, alias.name)]
+        assert not missing, f"{node.module} has no {missing}"
+    # ... and every name it uses is one it imported or assigned (or a builtin).
+    tree = ast.parse(program)
+    bound = {alias.asname or alias.name for node in imports for alias in node.names}
+    bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    assert used - bound - set(dir(builtins)) == set()

@@ -5,7 +5,6 @@ file that is not the platform's own (mode 0600)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from confluent_kafka.admin import AclPermissionType, ResourceType
 from infra.facts.kafka_users import CLUSTER_RESOURCE, Acl, KafkaUsersFile, kafka_users
 from infra.facts.redis import Where, password_hash, redis_settings
 from infra.facts.topics import TopicsFile, topics
-from infra.facts.vault import POLICIES_DIR, vault_layout
+from infra.facts.vault import vault_layout
+from infra.facts.vault_policies import vault_policies
 from infra.local.config import LocalPlatformConfig
 from infra.local.platform import Platform
 from infra.local.stacks import App, Kafka, Redis, Vault
@@ -203,14 +203,8 @@ def test_every_app_identity_gets_its_credentials_from_its_own_vault_path(platfor
 
 
 def _readable(policy: str, path: str) -> bool:
-    """Whether a Vault policy file grants read on a KV v2 path (globs: a trailing `*`)."""
-    text = (POLICIES_DIR / f"{policy}.hcl").read_text()
-    for pattern, capabilities in re.findall(r'path\s+"([^"]+)"\s*\{\s*capabilities\s*=\s*\[([^\]]*)\]', text):
-        target = f"{vault_layout().kv_mount}/data/{path}"
-        matches = target.startswith(pattern[:-1]) if pattern.endswith("*") else target == pattern
-        if matches and '"read"' in capabilities:
-            return True
-    return False
+    """Whether a Vault policy grants read on a KV v2 path, by Vault's own rule matching."""
+    return vault_policies()[policy].allows(f"{vault_layout().kv_mount}/data/{path}", "read")
 
 
 def test_each_identity_s_policy_reads_its_own_data_plane_credentials_only() -> None:

@@ -14,7 +14,6 @@ differences this module works around, each said where it happens:
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from app.common.apikeys import dump_records
 from infra.facts import kafka_users, redis
 from infra.facts.buckets import ServiceUser, buckets
 from infra.facts.database import database_roles
-from infra.facts.vault import POLICIES_DIR, vault_layout
+from infra.facts.vault import vault_layout
+from infra.facts.vault_policies import vault_policies
 from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
@@ -35,19 +35,7 @@ from infra.local.stacks.app import API_IDENTITY, WORKER_IDENTITY
 from infra.local.stacks.base import Stack, endpoints
 from infra.local.stacks.postgres import password_secret
 
-POLICY_BLOCK = re.compile(r'path\s+"[^"]+"\s*\{\s*capabilities\s*=\s*\[[^\]]*\]\s*\}', re.S)
 SERVER = "RustyVault (Vault HTTP API); policies not enforced"
-
-
-def check_policies() -> list[str]:
-    """Every policy file parses as HCL path blocks; returns the policy names."""
-    names = []
-    for path in sorted(POLICIES_DIR.glob("*.hcl")):
-        body = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
-        if not body.strip() or POLICY_BLOCK.sub("", body).strip():
-            raise ValueError(f'{path}: not a list of path "..." {{ capabilities = [...] }} blocks')
-        names.append(path.stem)
-    return names
 
 
 class Vault(Stack):
@@ -189,7 +177,8 @@ class Vault(Stack):
 
     def provision(self) -> str:
         layout = vault_layout()
-        policies = check_policies()
+        # Parsed as HCL first: a broken policy stops provisioning with its file named.
+        policies = list(vault_policies())
         vault = self.client(self.secrets["vault_init"]["root_token"])
         mount = layout.kv_mount
         if f"{mount}/" not in vault.sys.list_mounted_secrets_engines():
