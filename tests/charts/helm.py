@@ -1,16 +1,15 @@
 """The real Helm engine, found and called the way the tests need it, with renders cached.
 
-Helm is found through ITS_HELM, then PATH, then the installer's cache
-($ITS_CACHE_DIR, default ~/.cache/its-camera-ai, /helm/<HELM_VERSION>/bin/helm, the version
-pinned in tools/versions.env). A render is keyed by everything that changes its output, so each
-chart is rendered once per environment and capability set in a test session.
+Helm is the installer's pinned build (HELM_VERSION in tools/versions.env, under the cache
+dir), or ITS_HELM; either way its reported version must be the pin. A render is keyed by
+everything that changes its output, so each chart is rendered once per environment and
+capability set in a test session.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ import pytest
 import yaml
 
 from infra.facts.paths import INFRASTRUCTURE, REPO_ROOT
+from infra.facts.versions import versions
+from infra.kernel.layout import CACHE_DIR
 
 CHARTS_DIR = INFRASTRUCTURE / "helm" / "charts"
 GITOPS_DIR = INFRASTRUCTURE / "gitops"
@@ -42,33 +43,20 @@ class HelmError(RuntimeError):
     """helm exited non-zero; the message is its stderr."""
 
 
-def _pinned(name: str) -> str:
-    for line in (REPO_ROOT / "tools" / "versions.env").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == name:
-            return value.strip()
-    raise KeyError(f"{name} is not pinned in tools/versions.env")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ITS_CACHE_DIR", Path.home() / ".cache" / "its-camera-ai"))
-
-
 @functools.cache
 def helm_binary() -> Path:
-    candidates: list[Path] = []
-    if env := os.environ.get("ITS_HELM"):
-        candidates.append(Path(env))
-    if on_path := shutil.which("helm"):
-        candidates.append(Path(on_path))
-    candidates.append(cache_dir() / "helm" / _pinned("HELM_VERSION") / "bin" / "helm")
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(
-        "helm not found (ITS_HELM, PATH, or the installer's cache): run tools/install.sh helm; "
-        f"looked at {[str(c) for c in candidates]}"
-    )
+    """The pinned Helm build (ITS_HELM may point at another binary of the same version). A Helm
+    of another version on PATH is never picked up: its renders would not be the pinned engine's."""
+    pinned = versions()["HELM_VERSION"]
+    helm = Path(os.environ.get("ITS_HELM") or CACHE_DIR / "helm" / pinned / "bin" / "helm")
+    if not (helm.is_file() and os.access(helm, os.X_OK)):
+        pytest.fail(f"helm {pinned} not found at {helm}: run tools/install.sh (or set ITS_HELM)")
+    reported = subprocess.run(
+        [str(helm), "version", "--template", "{{.Version}}"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if reported != pinned:
+        pytest.fail(f"{helm} is Helm {reported or '(no answer)'}, the pin is {pinned} (tools/versions.env)")
+    return helm
 
 
 @functools.cache

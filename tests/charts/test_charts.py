@@ -24,6 +24,7 @@ from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import redis_settings
 from infra.facts.topics import topics
 from infra.facts.vault import vault_layout
+from infra.facts.versions import versions
 from tests.charts import policy
 from tests.charts.helm import (
     CHARTS_DIR,
@@ -603,3 +604,22 @@ def test_the_migration_job_s_program_names_only_what_the_app_has(env: str) -> No
     bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     assert used - bound - set(dir(builtins)) == set()
+
+
+def test_the_engine_is_the_pinned_helm_and_another_version_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = versions()["HELM_VERSION"]
+    reported = subprocess.run(
+        [str(helm_binary()), "version", "--template", "{{.Version}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert reported.stdout.strip() == pinned
+    other = tmp_path / "helm"
+    other.write_text("#!/bin/sh\necho v3.0.0\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("ITS_HELM", str(other))
+    with pytest.raises(pytest.fail.Exception, match=f"Helm v3.0.0, the pin is {pinned}"):
+        helm_binary.__wrapped__()
