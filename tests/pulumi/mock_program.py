@@ -31,6 +31,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.resources: list[dict[str, Any]] = []
+        # (type, name) -> the options the program gave: the mock engine is handed inputs only.
+        self.options: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def record_options(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """A stack transformation: sees every resource's options as the program set them."""
+        opts = args.opts
+        depends_on = opts.depends_on if isinstance(opts.depends_on, list) else [opts.depends_on]
+        self.options[(args.type_, args.name)] = {
+            "protect": bool(opts.protect),
+            "parent": opts.parent._name if opts.parent is not None else None,
+            "dependsOn": sorted(d._name for d in depends_on if isinstance(d, pulumi.Resource)),
+            "retainOnDelete": bool(opts.retain_on_delete),
+        }
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append({"type": args.typ, "name": args.name, "inputs": args.inputs})
@@ -101,6 +114,7 @@ def run_stack(stack: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
     @pulumi_mocks.test  # type: ignore[untyped-decorator]
     def program_run() -> pulumi.Output[Any]:
+        pulumi.runtime.register_stack_transformation(lambda a: mocks.record_options(a))
         program.run()
         return pulumi.Output.all(
             pulumi.Output.all(**exports).apply(resolved.update),
@@ -116,7 +130,10 @@ def run_stack(stack: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return {
         "stack": stack,
         "error": error,
-        "resources": mocks.resources,
+        "resources": [
+            {**resource, "options": mocks.options.get((resource["type"], resource["name"]))}
+            for resource in mocks.resources
+        ],
         "exports": resolved,
         "secretExports": sorted(secret),
     }

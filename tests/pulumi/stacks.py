@@ -19,10 +19,21 @@ _POOL = ThreadPoolExecutor(max_workers=3)
 
 
 @dataclass(frozen=True)
+class Options:
+    """The resource options the program set (recorded by a stack transformation)."""
+
+    protect: bool
+    parent: str | None
+    depends_on: tuple[str, ...]
+    retain_on_delete: bool
+
+
+@dataclass(frozen=True)
 class Resource:
     type: str
     name: str
     inputs: dict[str, Any]
+    options: Options
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,20 @@ def _run(stack: str, override: str) -> StackRun:
     return StackRun(
         stack=data["stack"],
         error=data["error"],
-        resources=tuple(Resource(r["type"], r["name"], r["inputs"]) for r in data["resources"]),
+        resources=tuple(
+            Resource(
+                r["type"],
+                r["name"],
+                r["inputs"],
+                Options(
+                    protect=r["options"]["protect"],
+                    parent=r["options"]["parent"],
+                    depends_on=tuple(r["options"]["dependsOn"]),
+                    retain_on_delete=r["options"]["retainOnDelete"],
+                ),
+            )
+            for r in data["resources"]
+        ),
         exports=data["exports"],
         secret_exports=tuple(data["secretExports"]),
     )

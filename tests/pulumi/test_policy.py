@@ -6,8 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
 
-from infra.pulumi.policy.pack import PACK_NAME, policies
+from infra.pulumi.policy.pack import policies
 from infra.pulumi.policy.rules import (
     RESOURCE_RULES,
     STACK_RULES,
@@ -135,11 +143,57 @@ def test_buckets_need_a_public_access_block_and_kms() -> None:
     assert len(s3_buckets_locked_down([bucket])) == 2
 
 
-def test_the_pack_has_every_rule_mandatory() -> None:
-    names = {p.name for p in policies()}
-    assert names == {r.name for r in RESOURCE_RULES} | {r.name for r in STACK_RULES}
-    # PolicyPack() itself starts the analyzer server the CLI talks to, so it is not built here.
-    assert PACK_NAME == "its-camera-ai-mandatory"
+PACK = {policy.name: policy for policy in policies()}
+
+
+def test_the_pack_has_one_policy_per_rule() -> None:
+    # PolicyPack() itself starts the analyzer server the CLI talks to, so the policies are checked.
+    assert set(PACK) == {r.name for r in RESOURCE_RULES} | {r.name for r in STACK_RULES}
+
+
+@pytest.mark.parametrize("name", sorted(PACK))
+def test_every_policy_is_mandatory(name: str) -> None:
+    """Mandatory stops `pulumi up`; advisory would only print."""
+    assert PACK[name].enforcement_level == EnforcementLevel.MANDATORY
+
+
+def _resource_args(resource_type: str, props: dict[str, Any]) -> ResourceValidationArgs:
+    opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    return ResourceValidationArgs(resource_type, props, f"urn:{resource_type}", "probe", opts, None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "resource_type", "passing", "failing"),
+    CASES,
+    ids=[f"{c[0].__name__}-{c[1].rsplit(':', 1)[-1]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_the_pack_reports_what_its_rule_finds(
+    rule: Any, resource_type: str, passing: dict[str, Any], failing: dict[str, Any]
+) -> None:
+    """Through the pulumi_policy wrapper the CLI calls: a violation reaches report_violation."""
+    (policy,) = [p for p in PACK.values() if p.name == _rule_named(rule)]
+    for props, expected in ((passing, []), (failing, rule(resource_type, failing))):
+        reported: list[str] = []
+        policy.validate(_resource_args(resource_type, props), _collect(reported))
+        assert reported == expected
+
+
+def _collect(into: list[str]) -> Any:
+    return lambda message, _urn: into.append(message)
+
+
+def _rule_named(function: Any) -> str:
+    (rule,) = [r for r in RESOURCE_RULES if r.check is function]
+    return rule.name
+
+
+def test_a_stack_policy_reports_through_the_pack() -> None:
+    policy = PACK[next(r.name for r in STACK_RULES if r.check is s3_buckets_locked_down)]
+    opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    bucket = PolicyResource("aws:s3/bucket:Bucket", {"tags": TAGS}, "urn:b", "logs", opts, None, None, [], {})
+    reported: list[str] = []
+    policy.validate(StackValidationArgs([bucket]), lambda message, _urn: reported.append(message))
+    assert len(reported) == 2
 
 
 @pytest.mark.parametrize("stack", STACKS)

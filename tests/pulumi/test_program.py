@@ -14,7 +14,7 @@ from infra.pulumi.gitops_root import chart_namespace
 from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE
 from infra.pulumi.policy.rules import NON_TAGGABLE, REQUIRED_TAGS
 from tests.pulumi.broken import BROKEN_CONFIGS, BrokenConfig
-from tests.pulumi.stacks import STACKS, StackRun, stack_run
+from tests.pulumi.stacks import STACKS, Resource, StackRun, stack_run
 
 VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 EXPECTED_NATS = {"dev": 1, "staging": 3, "prod": 3}
@@ -254,9 +254,64 @@ def test_the_autoscaler_gets_the_cluster_its_region_and_its_role_and_may_resize_
     assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in statements["Discover"]["Action"])
 
 
-def test_stateful_things_are_protected_in_prod(run: StackRun) -> None:
-    cfg = load_stack_file(run.stack)
-    assert cfg.protect_stateful_resources is (run.stack != "dev")
+# What holds data or keys: a `pulumi destroy` or a replacing diff must not take it outside dev.
+STATEFUL_TYPES = frozenset(
+    {
+        "aws:kms/key:Key",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:eks/cluster:Cluster",
+        "kubernetes:kafka.strimzi.io/v1beta2:Kafka",
+        "kubernetes:kafka.strimzi.io/v1beta2:KafkaNodePool",
+    }
+)
+STATEFUL_RELEASES = frozenset({"redis", "minio", "openbao"})
+
+
+def _stateful(resource: Resource) -> bool:
+    if resource.type == "kubernetes:helm.sh/v3:Release":
+        return resource.name in STATEFUL_RELEASES
+    return resource.type in STATEFUL_TYPES
+
+
+def test_stateful_things_are_protected_outside_dev_and_nothing_else_is(run: StackRun) -> None:
+    """On the options the program passed, not on the config flag: a component that forgot to
+    pass `protect` down fails here."""
+    protect = load_stack_file(run.stack).protect_stateful_resources
+    assert protect is (run.stack != "dev")
+    stateful = [r for r in run.custom() if _stateful(r)]
+    assert {r.type for r in stateful} >= STATEFUL_TYPES
+    assert {r.name for r in stateful if r.type == "kubernetes:helm.sh/v3:Release"} == STATEFUL_RELEASES
+    assert [r.name for r in stateful if r.options.protect != protect] == []
+    assert [r.name for r in run.custom() if r.options.protect and not _stateful(r)] == []
+
+
+def test_every_resource_sits_under_its_concern_s_component(run: StackRun) -> None:
+    components = {r.name for r in run.resources if r.type.startswith("its:")}
+    assert components >= {"network", "cluster", "nodepools", "addons", "data-stacks", "gitops-root"}
+    parents = {r.name: r.options.parent for r in run.resources}
+
+    def component_of(name: str | None) -> str | None:
+        # Up the parent chain (a role's policy attachments sit under the role): the first component.
+        while name is not None and name not in components:
+            name = parents.get(name)
+        return name
+
+    orphans = [r.name for r in run.custom() if component_of(r.options.parent) is None]
+    assert orphans == []
+    assert all(r.options.parent is None for r in run.resources if r.type.startswith("its:"))
+
+
+def test_the_creation_order_is_declared_where_data_does_not_carry_it(run: StackRun) -> None:
+    """Ordering that no input reference implies: node groups after the cluster's networking add-ons,
+    Kafka after its operator, the GitOps root after every data stack release."""
+    for group in run.of_type("aws:eks/nodeGroup:NodeGroup"):
+        assert "cluster-vpc-cni" in group.options.depends_on, group.name
+    for kind in ("Kafka", "KafkaNodePool"):
+        kafka = run.one(f"kubernetes:kafka.strimzi.io/v1beta2:{kind}")
+        assert "strimzi-kafka-operator" in kafka.options.depends_on
+    root = run.one("kubernetes:argoproj.io/v1alpha1:Application")
+    releases = {r.name for r in run.of_type("kubernetes:helm.sh/v3:Release")}
+    assert releases - set(root.options.depends_on) == set()
 
 
 def test_kafka_cluster_is_kraft_with_the_configured_replication(run: StackRun) -> None:
