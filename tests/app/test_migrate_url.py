@@ -66,9 +66,8 @@ def test_verify_full_becomes_a_context_trusting_the_root_cert_and_checking_the_h
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname is True
     # Only the root certificate of the URL is trusted, not the system's store.
-    assert [dict(item[0] for item in ca["subject"]) for ca in context.get_ca_certs()] == [
-        {"commonName": "its-test-ca"}
-    ]
+    subjects = [str(ca["subject"]) for ca in context.get_ca_certs()]
+    assert len(subjects) == 1 and "its-test-ca" in subjects[0]
 
 
 def test_verify_ca_checks_the_chain_but_not_the_host(root_cert: Path) -> None:
