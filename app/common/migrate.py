@@ -6,7 +6,9 @@ The one entry point for the local platform, the tests and the cluster's migratio
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -21,23 +23,44 @@ ALEMBIC_INI = INFRASTRUCTURE / "database" / "alembic.ini"
 
 def alembic_config(url: str, timescale: TimescaleMode) -> Config:
     config = Config(str(ALEMBIC_INI))
-    config.attributes["url"] = sqlalchemy_url(url)
+    sa_url, connect_args = sqlalchemy_url(url)
+    config.attributes["url"] = sa_url
+    config.attributes["connect_args"] = connect_args
     config.attributes["timescale"] = timescale
     return config
 
 
-def sqlalchemy_url(url: str) -> str:
-    """The libpq-style URL for SQLAlchemy, which picks asyncpg from the driver name.
+# sslmodes that check the server's certificate against a root certificate (libpq's names).
+VERIFYING_MODES = frozenset({"verify-ca", "verify-full"})
 
-    SQLAlchemy hands query parameters to asyncpg.connect() as keywords, and asyncpg names
-    libpq's `sslmode` `ssl`; every other part of the URL is passed on unchanged.
+
+def sqlalchemy_url(url: str) -> tuple[str, dict[str, Any]]:
+    """The libpq-style URL for SQLAlchemy (which picks asyncpg from the driver name), and the
+    keywords for asyncpg.connect() that a URL cannot carry.
+
+    SQLAlchemy hands query parameters to asyncpg.connect() as keywords; asyncpg names libpq's
+    `sslmode` `ssl` and has no `sslrootcert` keyword (it reads one only from a DSN of its own).
+    So a mode that verifies the server with a root certificate becomes an SSLContext trusting
+    exactly that certificate, checking the host name for verify-full (what libpq does); any
+    other mode goes on as `ssl=<mode>`. Every other part of the URL is passed on unchanged.
     """
     url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
     parsed = make_url(url)
-    if "sslmode" not in parsed.query:
-        return url
-    parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": parsed.query["sslmode"]})
-    return parsed.render_as_string(hide_password=False)
+    if "sslmode" not in parsed.query and "sslrootcert" not in parsed.query:
+        return url, {}
+    mode = str(parsed.query.get("sslmode", "prefer"))
+    rootcert = parsed.query.get("sslrootcert")
+    parsed = parsed.difference_update_query(["sslmode", "sslrootcert"])
+    if rootcert is None or mode not in VERIFYING_MODES:
+        parsed = parsed.update_query_dict({"ssl": mode})
+        return parsed.render_as_string(hide_password=False), {}
+    return parsed.render_as_string(hide_password=False), {"ssl": verifying_context(str(rootcert), mode)}
+
+
+def verifying_context(rootcert: str, mode: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=rootcert)  # CERT_REQUIRED, this CA only
+    context.check_hostname = mode == "verify-full"
+    return context
 
 
 def head_revision() -> str:

@@ -12,6 +12,7 @@ from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
 from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
+from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
 
 ARGOCD_RELEASE = "argocd"
 
@@ -92,6 +93,17 @@ def run(config: StackConfig | None = None) -> None:
             depends_on=list(node_pools.node_groups.values()),
         ),
     )
+    # Before any release: the data stacks start with their credentials in place.
+    platform_secrets = PlatformSecrets(
+        "platform-secrets",
+        PlatformSecretsArgs(
+            environment=cfg.environment,
+            catalogue=catalogue,
+            releases=cfg.data_stacks.releases,
+            provider=cluster.provider,
+            protect=cfg.protect_stateful_resources,
+        ),
+    )
     data_stacks = DataStacks(
         "data-stacks",
         DataStacksArgs(
@@ -107,7 +119,11 @@ def run(config: StackConfig | None = None) -> None:
                 chart_namespace("its-camera-ai"),
                 *([catalogue.release("keda").namespace] if "keda" in cfg.data_stacks.releases else []),
             ],
-            depends_on=[*addons.addons, *node_pools.node_groups.values()],
+            depends_on=[
+                *addons.addons,
+                *node_pools.node_groups.values(),
+                *platform_secrets.secrets.values(),
+            ],
         ),
     )
     if ARGOCD_RELEASE in data_stacks.releases:

@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -623,3 +624,58 @@ def test_the_engine_is_the_pinned_helm_and_another_version_is_refused(
     monkeypatch.setenv("ITS_HELM", str(other))
     with pytest.raises(pytest.fail.Exception, match=f"Helm v3.0.0, the pin is {pinned}"):
         helm_binary.__wrapped__()
+
+
+def _pod_mount(pod: Manifest, volume_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume_name]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == volume_name]
+    return mount, volume
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_app_verifies_postgres_against_the_server_ca(env: str) -> None:
+    """The API, the worker and the migration Job connect with sslmode=verify-full, sslrootcert
+    the ca.crt of the CA Secret mounted read-only; the host they name is one the CloudNativePG
+    server certificate covers (the Pooler's Service, added by its-databases), signed by the CA
+    Secret the Cluster names, the same Secret name the program fills in both namespaces."""
+    rendered = env_render("its-camera-ai", env)
+    pods = {
+        "api": rendered.named("Deployment", "its-camera-ai-api")["spec"]["template"]["spec"],
+        "worker": _worker(rendered)["spec"]["template"]["spec"],
+    }
+    (job,) = rendered.of_kind("Job")
+    pods["migrate"] = job["spec"]["template"]["spec"]
+    hosts = set()
+    for component, pod in pods.items():
+        env_vars = {e["name"]: e.get("value", "") for e in pod["containers"][0]["env"]}
+        url = urllib.parse.urlsplit(env_vars["ITS_DATABASE_URL"])
+        query = dict(urllib.parse.parse_qsl(url.query))
+        assert query["sslmode"] == "verify-full", component
+        mount, volume = _pod_mount(pod, "postgres-ca")
+        assert mount["readOnly"] is True, component
+        assert query["sslrootcert"] == f"{mount['mountPath']}/ca.crt", component
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}], component
+        assert volume["secret"]["secretName"] == "its-postgres-ca", component
+        hosts.add(url.hostname)
+    (cluster,) = env_render("its-databases", env).of_kind("Cluster")
+    certificates = cluster["spec"]["certificates"]
+    assert certificates["serverCASecret"] == "its-postgres-server-ca"
+    # CloudNativePG's own names (<cluster>-rw/-r/-ro in their namespace forms) plus ours.
+    namespace = cluster["metadata"]["namespace"]
+    own = {f"{cluster['metadata']['name']}-{kind}.{namespace}.svc" for kind in ("rw", "r", "ro")}
+    assert hosts and hosts <= own | set(certificates["serverAltDNSNames"])
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_vault_job_writes_the_generated_seed(env: str) -> None:
+    """The its-vault-config Job mounts the program's seed Secret read-only and kv-puts each of
+    its keys at the path it names (its.api.redis -> its/api/redis)."""
+    rendered = env_render("its-vault-config", env)
+    (job,) = rendered.of_kind("Job")
+    pod = job["spec"]["template"]["spec"]
+    mount, volume = _pod_mount(pod, "seed")
+    assert mount["readOnly"] is True and volume["secret"]["secretName"] == "its-vault-seed"
+    (config_map,) = rendered.of_kind("ConfigMap")
+    script = config_map["data"]["apply.sh"]
+    assert f"for file in {mount['mountPath']}/*; do" in script
+    assert f'kv put -mount={vault_layout().kv_mount} "$(basename "$file" | tr . /)" @"$file"' in script

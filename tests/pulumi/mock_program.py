@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import sys
 import traceback
@@ -24,6 +25,34 @@ from infra.pulumi import program
 
 ACCOUNT_ID = "123456789012"
 ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+
+
+# How the engine's wire format marks a secret value: {SECRET_SIG: SECRET_VALUE_SIG, "value": v}.
+SECRET_SIG, SECRET_VALUE_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Inputs as the resource receives them: each secret's value, under the key "secret" so a
+    test can also check the value was sent as a secret."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE_SIG:
+            return {"secret": unwrap_secrets(value["value"])}
+        return {key: unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(item) for item in value]
+    return value
+
+
+def mock_password(name: str, length: int) -> str:
+    """A RandomPassword's result: `length` characters, alphanumeric, different per resource
+    (so a test can tell which password went where)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return (digest * (length // len(digest) + 1))[:length]
+
+
+def mock_pem(kind: str, name: str) -> str:
+    """A PEM block naming the resource that made it (no cryptography under mocks)."""
+    return f"-----BEGIN {kind}-----\n{name}\n-----END {kind}-----\n"
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -46,7 +75,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         }
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        self.resources.append({"type": args.typ, "name": args.name, "inputs": args.inputs})
+        self.resources.append({"type": args.typ, "name": args.name, "inputs": unwrap_secrets(args.inputs)})
         outputs: dict[str, Any] = dict(args.inputs)
         resource_id = f"{args.name}-id"
         outputs.setdefault("arn", f"arn:aws:mock:eu-west-1:{ACCOUNT_ID}:{args.name}")
@@ -62,6 +91,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["latestVersion"] = 1
         elif args.typ == "aws:kms/key:Key":
             outputs["keyId"] = resource_id
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = mock_password(args.name, int(args.inputs["length"]))
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            outputs.update(
+                privateKeyPem=mock_pem("EC PRIVATE KEY", args.name),
+                publicKeyPem=mock_pem("PUBLIC KEY", args.name),
+            )
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            outputs["certRequestPem"] = mock_pem("CERTIFICATE REQUEST", args.name)
+        elif args.typ in (
+            "tls:index/selfSignedCert:SelfSignedCert",
+            "tls:index/locallySignedCert:LocallySignedCert",
+        ):
+            outputs["certPem"] = mock_pem("CERTIFICATE", args.name)
         elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{ISSUER.removeprefix('https://')}"
         return resource_id, outputs

@@ -262,6 +262,11 @@ STATEFUL_TYPES = frozenset(
         "aws:eks/cluster:Cluster",
         "kubernetes:kafka.strimzi.io/v1beta2:Kafka",
         "kubernetes:kafka.strimzi.io/v1beta2:KafkaNodePool",
+        # Generated secrets: the state holds the only copy of each password and key.
+        "random:index/randomPassword:RandomPassword",
+        "tls:index/privateKey:PrivateKey",
+        "tls:index/selfSignedCert:SelfSignedCert",
+        "kubernetes:core/v1:Secret",
     }
 )
 STATEFUL_RELEASES = frozenset({"redis", "minio", "openbao"})

@@ -30,7 +30,12 @@ async def _run() -> None:
     # engine both reject prepared statements that outlive one transaction.
     engine = create_async_engine(
         config.attributes["url"],
-        connect_args={"statement_cache_size": 0, "prepared_statement_cache_size": 0},
+        connect_args={
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            # TLS that a URL cannot say to asyncpg (app/common/migrate.py sqlalchemy_url).
+            **config.attributes.get("connect_args", {}),
+        },
         poolclass=NullPool,
     )
     try:

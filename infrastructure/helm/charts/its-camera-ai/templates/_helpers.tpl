@@ -199,6 +199,31 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
+{{/* PostgreSQL through the Pooler over TLS, verified: asyncpg (and app/common/migrate.py for
+     the migrations) read sslmode and sslrootcert from the URL. */}}
+{{- define "its.postgresCaPath" -}}/etc/its/postgres-ca/ca.crt{{- end }}
+
+{{- define "its.databaseUrl" -}}
+{{- $db := .Values.config.database }}
+{{- printf "postgresql://%s:%d/%s?sslmode=%s&sslrootcert=%s" $db.host (int $db.port) $db.name $db.sslMode (include "its.postgresCaPath" .) }}
+{{- end }}
+
+{{- define "its.postgresCaVolume" -}}
+- name: postgres-ca
+  secret:
+    secretName: {{ .Values.config.database.caSecret }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+
+{{- define "its.postgresCaMount" -}}
+- name: postgres-ca
+  mountPath: {{ include "its.postgresCaPath" . | dir }}
+  readOnly: true
+{{- end }}
+
 {{/* Environment shared by the API and the worker (ITS_* settings, never a secret). */}}
 {{- define "its.commonEnv" -}}
 - name: ITS_ENVIRONMENT
@@ -206,7 +231,7 @@ seccompProfile:
 - name: ITS_LOG_LEVEL
   value: {{ .Values.config.logLevel | quote }}
 - name: ITS_DATABASE_URL
-  value: {{ printf "postgresql://%s:%d/%s" .Values.config.database.host (int .Values.config.database.port) .Values.config.database.name | quote }}
+  value: {{ include "its.databaseUrl" . | quote }}
 - name: ITS_TIMESCALE
   value: {{ .Values.config.database.timescale | quote }}
 - name: ITS_KAFKA_BOOTSTRAP_SERVERS

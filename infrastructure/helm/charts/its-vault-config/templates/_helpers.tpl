@@ -57,6 +57,11 @@ apply.sh: |
     policies={{ join "," .policies }} \
     token_ttl={{ .token_ttl }} token_max_ttl={{ .token_max_ttl }}
   {{- end }}
+  # The generated credentials (Pulumi's seed Secret): its.api.redis -> its/api/redis.
+  for file in /seed/*; do
+    {{ $cli }} kv put -mount={{ $mount }} "$(basename "$file" | tr . /)" @"$file" >/dev/null
+    echo "seeded $(basename "$file" | tr . /)"
+  done
   echo "done"
 {{- range $name, $path := $policies }}
 policy-{{ $name }}.hcl: |
