@@ -41,7 +41,9 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             db=await clients.database_pool(settings, secrets),
             sentinel=clients.redis_sentinel(settings, secrets.redis_credentials()),
             store=clients.object_store(settings, secrets),
-            producer=clients.kafka_producer(settings, secrets.kafka_credentials()),
+            producer=clients.AcknowledgedProducer(
+                clients.kafka_producer(settings, secrets.kafka_credentials(), linger_ms=0)
+            ),
         )
         app.state.its = state
         log.info("api ready", extra={"docs_enabled": settings.api_docs_enabled})
@@ -49,7 +51,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             yield
         finally:
             stop_refresh.set()
-            state.producer.flush(5)
+            state.producer.close(5)
             await state.db.close()
 
     return lifespan

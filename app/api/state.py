@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import asyncpg
-from confluent_kafka import Producer
 from minio import Minio
 from redis.asyncio.sentinel import Sentinel
 
 from app.api.known_cameras import KnownCameras
+from app.common.clients import AcknowledgedProducer
 from app.common.secrets import VaultSecrets
 from app.common.settings import Settings
 
@@ -21,5 +21,5 @@ class AppState:
     db: asyncpg.Pool
     sentinel: Sentinel
     store: Minio
-    producer: Producer
+    producer: AcknowledgedProducer
     cameras: KnownCameras = field(default_factory=KnownCameras)

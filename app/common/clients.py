@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import asyncpg
@@ -88,14 +89,16 @@ def kafka_config(settings: Settings, credentials: Credentials) -> dict[str, Any]
     return config
 
 
-def kafka_producer(settings: Settings, credentials: Credentials) -> Producer:
-    # acks=all with idempotence: an acknowledged event is on min.insync replicas, exactly once.
+def kafka_producer(settings: Settings, credentials: Credentials, *, linger_ms: int = 5) -> Producer:
+    """acks=all with idempotence: an acknowledged event is on min.insync replicas, exactly once.
+    `linger_ms`: how long a message waits for others to share its batch (the API, whose
+    requests each wait for their own acknowledgement, batches for nobody: 0)."""
     return Producer(
         {
             **kafka_config(settings, credentials),
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": 5,
+            "linger.ms": linger_ms,
             "message.timeout.ms": 10000,
         }
     )
@@ -114,22 +117,53 @@ def kafka_consumer(settings: Settings, credentials: Credentials) -> Consumer:
     )
 
 
-async def produce_and_wait(producer: Producer, topic: str, key: str, value: bytes) -> None:
-    """Produce one message and wait for the broker's acknowledgement (raises if refused)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+class AcknowledgedProducer:
+    """The API's producer: each request awaits its own message's acknowledgement.
 
-    def on_delivery(error: KafkaError | None, _message: Message) -> None:
-        def settle() -> None:
-            if done.done():
-                return
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(RuntimeError(f"kafka did not acknowledge: {error}"))
+    A thread of its own serves librdkafka's delivery reports (poll), so nothing calls flush()
+    per request: flush() waits for every message in flight, so concurrent requests would each
+    wait for the others' acknowledgements, and each would hold a thread of the default executor
+    while it waits."""
 
-        loop.call_soon_threadsafe(settle)
+    def __init__(self, producer: Producer, poll_interval: float = 0.05, ack_timeout: float = 12) -> None:
+        self.producer = producer
+        # A backstop over librdkafka's own message.timeout.ms (10 s), which reports a failure.
+        self.ack_timeout = ack_timeout
+        self._stopped = threading.Event()
+        self._poller = threading.Thread(
+            target=self._serve_delivery_reports, args=(poll_interval,), name="kafka-delivery", daemon=True
+        )
+        self._poller.start()
 
-    producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-    await loop.run_in_executor(None, producer.flush, 10)
-    await asyncio.wait_for(done, timeout=12)
+    def _serve_delivery_reports(self, interval: float) -> None:
+        while not self._stopped.is_set():
+            self.producer.poll(interval)
+
+    async def send(self, topic: str, key: str, value: bytes) -> None:
+        """Produce one message and return once the brokers acknowledged it (raises if refused
+        or not acknowledged within the timeout)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            def settle() -> None:
+                if done.done():
+                    return
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(RuntimeError(f"kafka did not acknowledge: {error}"))
+
+            loop.call_soon_threadsafe(settle)
+
+        self.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+        await asyncio.wait_for(done, timeout=self.ack_timeout)
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        return self.producer.list_topics(topic, timeout)
+
+    def close(self, timeout: float = 5) -> int:
+        """Stop serving reports and deliver what is queued; returns the messages left over."""
+        self._stopped.set()
+        self._poller.join(timeout=1)
+        return int(self.producer.flush(timeout))

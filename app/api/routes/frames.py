@@ -27,7 +27,6 @@ from app.api.images import Frame, FrameLimits, FrameRejectedError, check_frame
 from app.api.metrics import FRAMES_ACCEPTED
 from app.api.state import AppState
 from app.common.apikeys import ApiKeyRecord
-from app.common.clients import produce_and_wait
 from app.common.contracts import FRAMES_BUCKET, FRAMES_TOPIC, FrameEvent, frame_id_for, frame_object_key
 
 router = APIRouter(prefix="/v1/cameras/{camera_id}/frames", tags=["frames"])
@@ -76,7 +75,7 @@ async def post_frame(
             event, replayed = await _store_once(state, camera_id, frame_id, data, frame, captured_at)
         else:
             event, replayed = first, True
-        await produce_and_wait(state.producer, FRAMES_TOPIC, camera_id, event.model_dump_json().encode())
+        await state.producer.send(FRAMES_TOPIC, camera_id, event.model_dump_json().encode())
     except Exception as error:
         # Nothing is acknowledged: the client retries with the same Idempotency-Key. The reason
         # is for the log, not for the caller.
