@@ -25,6 +25,18 @@ class KafkaSettings(BaseModel):
     heap: str = Field(pattern=r"^\d+[mg]$")
 
 
+# Alertmanager's duration syntax (a number and a unit), as its config takes it.
+DURATION = r"^\d+(ms|s|m|h)$"
+
+
+class AlertingSettings(BaseModel):
+    """The local Alertmanager's root-route timing (the shared route tree is left as it is)."""
+
+    model_config = ConfigDict(extra="forbid")
+    group_wait: str = Field(pattern=DURATION)
+    group_interval: str = Field(pattern=DURATION)
+
+
 class PlatformFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +44,7 @@ class PlatformFile(BaseModel):
     state_dir: str
     ports: dict[str, Offset]
     kafka: KafkaSettings
+    alerting: AlertingSettings
 
 
 class PlatformConfigError(ValueError):

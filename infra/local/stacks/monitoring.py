@@ -1,24 +1,62 @@
 """Monitoring: Prometheus with the rules of infrastructure/prometheus/rules (checked by promtool
-first), Alertmanager with infrastructure/prometheus/alertmanager.yaml, and the exporters; a
-blackbox probe where no exporter exists, named as such."""
+first), Alertmanager with infrastructure/prometheus/alertmanager.yaml (its receivers pointed at
+the local webhook receiver), the receiver itself, and the exporters; a blackbox probe where no
+exporter exists, named as such."""
 
 from __future__ import annotations
 
+import copy
+import os
+import re
 import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import secret_name as redis_secret_name
 from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
+from infra.local.config import AlertingSettings
 from infra.local.stacks.base import TEMPLATES, Stack, endpoints, http_ok
+from infra.local.stacks.postgres import DATABASE
 
 RULES_DIR = INFRASTRUCTURE / "prometheus" / "rules"
 ALERTMANAGER_CONFIG = INFRASTRUCTURE / "prometheus" / "alertmanager.yaml"
+# The postgres exporter's custom queries, in the format CloudNativePG's customQueriesConfigMap
+# takes too, so one file serves the local exporter and the cluster.
+POSTGRES_QUERIES = INFRASTRUCTURE / "prometheus" / "postgres-exporter-queries.yaml"
+# The label the local Prometheus puts on node-exporter's series of the state directory's
+# filesystem: every data stack's volume lives there locally (the rules' LocalStateDiskFillingUp).
+STATE_VOLUME = "its-state"
 
 
 def rule_files() -> list[str]:
     return [str(path) for path in sorted(RULES_DIR.glob("*.yaml"))]
+
+
+def local_alertmanager_config(
+    shared: dict[str, Any], receiver_url: str, timing: AlertingSettings
+) -> dict[str, Any]:
+    """alertmanager.yaml as the local Alertmanager runs it: every receiver posts to the local
+    webhook receiver (its path names the receiver) with resolutions, and the root route takes
+    the local timing. The route tree and the inhibit rules stay as the shared file has them."""
+    config = copy.deepcopy(shared)
+    for receiver in config["receivers"]:
+        receiver["webhook_configs"] = [{"url": f"{receiver_url}/{receiver['name']}", "send_resolved": True}]
+    config["route"]["group_wait"] = timing.group_wait
+    config["route"]["group_interval"] = timing.group_interval
+    return config
+
+
+def mount_point(path: Path) -> str:
+    """The mount point of the filesystem holding `path` (what node-exporter labels it with)."""
+    path = path.resolve()
+    while not os.path.ismount(path):
+        path = path.parent
+    return str(path)
 
 
 class Monitoring(Stack):
@@ -35,9 +73,39 @@ class Monitoring(Stack):
             p=self.ports,
             many=self.ports.many,
             rules_dir=RULES_DIR,
+            state_mountpoint=re.escape(mount_point(self.cfg.state_dir)),
+            state_volume=STATE_VOLUME,
         )
+        self.render_alertmanager()
         blackbox = self.cfg.conf_dir / "blackbox.yml"
         blackbox.write_text((TEMPLATES / "monitoring" / "blackbox.yml").read_text())
+
+    @property
+    def alertmanager_config(self) -> Path:
+        return self.cfg.conf_dir / "alertmanager.yml"
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://{HOST}:{self.ports.alert_receiver}"
+
+    @property
+    def receiver_journal(self) -> Path:
+        return self.cfg.path("alerts", "notifications.jsonl")
+
+    def render_alertmanager(self) -> None:
+        shared = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        config = local_alertmanager_config(shared, self.receiver_url, self.cfg.file.alerting)
+        target = self.alertmanager_config
+        target.write_text(
+            "# Rendered by infra/local/stacks/monitoring.py from infrastructure/prometheus/\n"
+            "# alertmanager.yaml: receivers point at the local webhook receiver; edit routes and\n"
+            "# inhibit rules there.\n" + yaml.safe_dump(config, sort_keys=False)
+        )
+        target.chmod(0o644)
+        # amtool checks what Alertmanager will load, as promtool checks the rules.
+        result = subprocess.run(["amtool", "check-config", str(target)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"amtool check-config {target}:\n{result.stdout}{result.stderr}")
 
     def programs(self) -> list[Program]:
         p, s, conf = self.ports, self.cfg.state_dir, self.cfg.conf_dir
@@ -59,10 +127,21 @@ class Monitoring(Stack):
                 self.name,
                 [
                     "prometheus-alertmanager",
-                    f"--config.file={ALERTMANAGER_CONFIG}",
+                    f"--config.file={self.alertmanager_config}",
                     f"--storage.path={s / 'alertmanager'}",
                     f"--web.listen-address={HOST}:{p.alertmanager}",
                     "--cluster.listen-address=",
+                ],
+            ),
+            Program(
+                "alert-receiver",
+                self.name,
+                [
+                    str(self.cfg.tools.python),
+                    "-m",
+                    "infra.local.alert_receiver",
+                    f"--port={p.alert_receiver}",
+                    f"--log={self.receiver_journal}",
                 ],
             ),
             Program(
@@ -96,6 +175,11 @@ class Monitoring(Stack):
                     "--collector.meminfo",
                     "--collector.loadavg",
                     "--collector.filesystem",
+                    # Debian's default also skips overlay: the state directory may well be on one.
+                    "--collector.filesystem.fs-types-exclude="
+                    "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs"
+                    "|iso9660|mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs"
+                    "|sysfs|tracefs)$",
                     "--collector.diskstats",
                 ],
             ),
@@ -112,9 +196,12 @@ class Monitoring(Stack):
                         "prometheus-postgres-exporter",
                         f"--web.listen-address={HOST}:{port}",
                         "--auto-discover-databases",
+                        f"--extend.query-path={POSTGRES_QUERIES}",
                     ],
+                    # The app's database is the exporter's own ("master") one: the custom queries
+                    # (`master: true`) read its tables; the others are still discovered.
                     environment={
-                        "DATA_SOURCE_NAME": f"postgresql://postgres:{superuser}@{HOST}:{pg_port}/postgres?sslmode=disable"
+                        "DATA_SOURCE_NAME": f"postgresql://postgres:{superuser}@{HOST}:{pg_port}/{DATABASE}?sslmode=disable"
                     },
                 )
             )
@@ -124,10 +211,11 @@ class Monitoring(Stack):
         p = self.ports
         ok, detail = http_ok(f"http://{HOST}:{p.prometheus}/-/ready")
         am_ok, am_detail = http_ok(f"http://{HOST}:{p.alertmanager}/-/ready")
+        receiver_ok, receiver_detail = http_ok(f"{self.receiver_url}/-/ready")
         return Health(
-            ok and am_ok,
-            {"prometheus": detail, "alertmanager": am_detail},
-            endpoints(p.prometheus, p.alertmanager),
+            ok and am_ok and receiver_ok,
+            {"prometheus": detail, "alertmanager": am_detail, "alert_receiver": receiver_detail},
+            endpoints(p.prometheus, p.alertmanager, p.alert_receiver),
         )
 
     def provision(self) -> str:
