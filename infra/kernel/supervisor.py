@@ -152,6 +152,22 @@ class Supervisor:
             if "NOT_RUNNING" not in fault.faultString:
                 raise
 
+    def begin_stop(self, name: str) -> None:
+        """Mark a program stopping without waiting: once it exits, supervisord keeps it down
+        instead of restarting it (a drill that SIGKILLs a program calls this first)."""
+        try:
+            self._rpc.stopProcess(self._qualified(name), False)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+
+    def wait_stopped(self, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state(name) not in ("STOPPED", "EXITED", "FATAL"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} still {self.state(name)} after {timeout:.0f}s")
+            time.sleep(0.1)
+
     def signal(self, name: str, signal: str) -> None:
         self._rpc.signalProcess(self._qualified(name), signal)
 

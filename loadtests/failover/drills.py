@@ -1,38 +1,60 @@
-"""The drills. Each takes the running platform, breaks one thing under load, measures, and
-puts the platform back (restarts what it stopped, waits until the stack is healthy)."""
+"""The drills. Each takes the running platform, breaks one thing under a concurrent write load,
+measures from the outside and puts the platform back (restarts what it stopped, waits until
+the stack is healthy).
+
+What every drill measures: writes acknowledged, and lost (read back afterwards); writes that
+failed during the outage (none: the fault never reached the writes, and the drill fails with
+"fault not confirmed"); who leads before and after, as the store itself reports it (Sentinel's
+master address, Patroni's leader, Kafka's partition leader, the Vault server's process); and the
+seconds from the fault to the first write acknowledged after the outage began.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
+import hvac
+import psutil
 import psycopg
 import redis
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
 from redis.sentinel import Sentinel
 
 from infra.facts.buckets import buckets
 from infra.facts.database import database_roles
 from infra.facts.redis import redis_settings
-from infra.kernel.health import wait_until
+from infra.facts.vault import vault_layout
+from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.local import backup
 from infra.local.platform import Platform
 from infra.local.stacks import App, Kafka, Postgres, Redis, Vault
 from infra.local.stacks import Minio as MinioStack
-from loadtests.failover.load import DrillResult, WriteLoad
+from loadtests.failover.load import DrillResult, Outage, WriteLoad, fault_problems
 
 RECOVERY_TIMEOUT = 120
+# Seconds a fault has to show as failed writes; a kill of the process that serves the writes
+# shows within one write timeout.
+CONFIRM_WITHIN = 20
+# Vault stays down this long before it is started again: long enough for the app's requests
+# (sampled five times a second) to show whether it serves without Vault.
+VAULT_DOWN_SECONDS = 3
 MASTER = redis_settings().master_name
 LOGS_BUCKET = buckets().buckets.logs.name
 
@@ -47,60 +69,100 @@ def _quiet(_: str) -> None:
     return None
 
 
-def _fault_under_load(load: WriteLoad, fault: Callable[[], None], acks_after: int = 20) -> float:
-    """Let the load settle, inject the fault, return seconds until writes succeed again."""
-    load.wait_for_acks(20)
+def _rate(load: WriteLoad, seconds: float) -> float:
+    """Writes attempted per second over the drill (acknowledged or not)."""
+    attempted = len(load.acknowledged) + sum(len(a.numbers) for a in load.failures)
+    return round(attempted / seconds, 1) if seconds > 0 else 0.0
+
+
+def lose_program(platform: Platform, name: str, extra_pids: Iterable[int] = ()) -> float:
+    """Lose a supervised program as a node is lost: freeze it (and `extra_pids`, e.g. a
+    postmaster its parent let go), SIGKILL it with every descendant, and keep it down. Returns
+    the moment of the fault. Killing the parent alone would leave children serving writes."""
+    leaders = [platform.supervisor.pid(name), *extra_pids]
     fault_at = time.monotonic()
-    fault()
-    recovery = load.recovery_after(fault_at, RECOVERY_TIMEOUT)
-    load.wait_for_acks(acks_after)
-    return recovery
+    for pid in leaders:
+        os.kill(pid, signal.SIGSTOP)  # frozen: from here on nothing of it answers or forks
+    doomed = set(leaders)
+    for pid in leaders:
+        doomed |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    platform.supervisor.begin_stop(name)  # once it dies, supervisord keeps it down
+    for pid in doomed:
+        with contextlib.suppress(ProcessLookupError):  # a child that exited meanwhile
+            os.kill(pid, signal.SIGKILL)
+    platform.supervisor.wait_stopped(name)
+    return fault_at
 
 
-def _kill_program(platform: Platform, name: str) -> Callable[[], None]:
-    """SIGKILL a supervised program and keep it down (supervisord would restart it)."""
+def _measure(load: WriteLoad, fault: Callable[[], float], settle: int = 200) -> Outage:
+    """Let the load settle, inject the fault, watch the outage, then let writes run on."""
+    load.wait_for_acks(settle)
+    fault_at = fault()
+    outage = load.outage(fault_at, CONFIRM_WITHIN, RECOVERY_TIMEOUT)
+    load.wait_for_acks(settle)
+    return outage
 
-    def fault() -> None:
-        platform.supervisor.signal(name, "KILL")
-        platform.supervisor.stop(name)
 
-    return fault
+def _failed_during(load: WriteLoad, outage: Outage) -> int:
+    end = outage.recovered_at if outage.recovered_at is not None else time.monotonic()
+    return load.failed_between(outage.fault_at, end)
 
 
-def redis_master_kill(platform: Platform) -> DrillResult:
-    """Kill the Redis master; Sentinel promotes a replica; a client that discovers the master
-    through Sentinel follows. A write counts as acknowledged once one replica has it (WAIT)."""
-    cfg = platform.cfg
+# -- Redis -------------------------------------------------------------------------------------
+
+
+def _redis_program(platform: Platform, port: int) -> str:
+    return f"redis{platform.cfg.ports.many('redis').index(int(port))}"
+
+
+def redis_master_kill(platform: Platform, victim: str | None = None) -> DrillResult:
+    """Kill the Redis master (or `victim`, a program name: a replica shows what an unconfirmed
+    fault looks like); Sentinel promotes a replica; a client that discovers the master through
+    Sentinel follows. Writes are pipelined; a batch counts as acknowledged once WAIT says one
+    replica has it (WAIT in the same pipeline: it covers its own connection's writes only)."""
+    redis_stack = platform.stack(Redis)
     # The platform's admin identity: the default user is off on every server and Sentinel.
-    login = platform.stack(Redis).connection_kwargs()
-    sentinel = Sentinel([(HOST, port) for port in cfg.ports.many("sentinel")], socket_timeout=1, **login)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(redis_stack.sentinel_addresses(), socket_timeout=1, **redis_stack.connection_kwargs())  # type: ignore[no-untyped-call]
     # redis-py's Sentinel API is untyped.
     client = sentinel.master_for(MASTER, socket_timeout=1, retry_on_timeout=False)  # type: ignore[no-untyped-call]
     run = uuid.uuid4().hex[:8]
 
-    def write(number: int) -> None:
-        client.set(f"drill:{run}:{number}", number, ex=3600)
-        if int(client.execute_command("WAIT", 1, 1000)) < 1:
+    def write(numbers: list[int]) -> Collection[int]:
+        pipe = client.pipeline(transaction=False)
+        for number in numbers:
+            pipe.set(f"drill:{run}:{number}", number, ex=3600)
+        pipe.execute_command("WAIT", 1, 1000)
+        if int(pipe.execute()[-1]) < 1:
             raise redis.ReadOnlyError("not replicated")
+        return numbers
 
-    _, port = sentinel.discover_master(MASTER)  # type: ignore[no-untyped-call]
-    victim = f"redis{cfg.ports.many('redis').index(int(port))}"
-    with WriteLoad(write) as load:
-        recovery = _fault_under_load(load, _kill_program(platform, victim))
-    new_master = sentinel.discover_master(MASTER)  # type: ignore[no-untyped-call]
+    old_master = _redis_program(platform, sentinel.discover_master(MASTER)[1])  # type: ignore[no-untyped-call]
+    victim = victim or old_master
+    started = time.monotonic()
+    with WriteLoad(write, workers=2, batch=50) as load:
+        outage = _measure(load, lambda: lose_program(platform, victim))
+    seconds = time.monotonic() - started
+    new_master = _redis_program(platform, sentinel.discover_master(MASTER)[1])  # type: ignore[no-untyped-call]
     platform.supervisor.start(victim)  # comes back as a replica of the new master
-    wait_until("redis", platform.stack(Redis).health, 60, log=_quiet)
-    reader = sentinel.master_for(MASTER, socket_timeout=2)  # type: ignore[no-untyped-call]
-    values = reader.mget([f"drill:{run}:{n}" for n in load.acknowledged])
-    lost = sum(value is None for value in values)
+    wait_until("redis", redis_stack.health, 60, log=_quiet)
+    reader = sentinel.master_for(MASTER, socket_timeout=5)  # type: ignore[no-untyped-call]
+    acknowledged = load.acknowledged
+    lost = 0
+    for chunk in range(0, len(acknowledged), 1000):
+        keys = [f"drill:{run}:{n}" for n in acknowledged[chunk : chunk + 1000]]
+        lost += sum(value is None for value in reader.mget(keys))
+    failed = _failed_during(load, outage)
+    problems = fault_problems(failed, old_master, new_master)
     return DrillResult(
-        "redis-master-kill",
-        recovery,
-        len(load.acknowledged),
-        lost,
-        len(load.failures),
-        {"killed": victim, "new_master": f"{new_master[0]}:{new_master[1]}"},
-    )
+        "redis-master-kill" if victim == old_master else f"redis-kill-{victim}", not problems,
+        outage.recovery_seconds, len(acknowledged), lost, failed,
+        old_master, new_master, problems,
+        {"killed": victim, "writes_per_second": _rate(load, seconds),
+         "failed_attempts_in_all": sum(len(a.numbers) for a in load.failures)},
+    )  # fmt: skip
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
 
 
 def _postmaster_pid(platform: Platform, member: str) -> int:
@@ -108,122 +170,213 @@ def _postmaster_pid(platform: Platform, member: str) -> int:
     return int(pid_file.read_text().split()[0])
 
 
-def postgres_primary_kill(platform: Platform) -> DrillResult:
-    """Kill the primary's Patroni and PostgreSQL (a lost node); Patroni promotes the
-    synchronous standby once the leader key expires; every committed row is on it."""
+def _patroni_leader(platform: Platform) -> str | None:
+    leaders = [n for n, m in platform.stack(Postgres).members().items() if m["role"] == "leader"]
+    return leaders[0] if leaders else None
+
+
+@dataclass
+class _Connections:
+    """One connection per writer thread (a psycopg connection is not shared across threads)."""
+
+    dsn: str
+    local: threading.local = field(default_factory=threading.local)
+
+    def get(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn: psycopg.Connection[tuple[Any, ...]] | None = getattr(self.local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=3)
+            self.local.conn = conn
+        return conn
+
+
+def _row_writer(dsn: str, run: str) -> Callable[[list[int]], Collection[int]]:
+    """A batch of rows in one INSERT, committed (synchronously replicated) or not at all."""
+    connections = _Connections(dsn)
+
+    def write(numbers: list[int]) -> Collection[int]:
+        conn = connections.get()
+        try:
+            conn.execute("INSERT INTO drill_writes SELECT %s, unnest(%s::integer[])", (run, numbers))
+        except psycopg.Error:
+            conn.close()
+            raise
+        return numbers
+
+    return write
+
+
+def _drill_table(platform: Platform, grant_to: str | None) -> None:
     with psycopg.connect(platform.stack(Postgres).superuser_dsn("its"), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (run text, n integer, PRIMARY KEY (run, n))")
-        conn.execute(f"GRANT SELECT, INSERT ON drill_writes TO {database_roles().worker}")
+        if grant_to:
+            conn.execute(f"GRANT SELECT, INSERT ON drill_writes TO {grant_to}")
+
+
+def postgres_primary_kill(platform: Platform, victim: str | None = None) -> DrillResult:
+    """Lose the primary's node: Patroni, the postmaster and every backend killed at once (a
+    postmaster killed alone leaves its backends committing); Patroni promotes the synchronous
+    standby once the leader key expires, and every committed row is on it. `victim` (a member
+    name) kills another member instead."""
+    pg = platform.stack(Postgres)
+    _drill_table(platform, database_roles().worker)
     run = uuid.uuid4().hex[:8]
     # The worker's identity through PgBouncer: the path the app's writes take.
-    app_dsn = platform.stack(Postgres).role_dsn(database_roles().worker)
-    connection: list[psycopg.Connection[tuple[object, ...]]] = []
-
-    def write(number: int) -> None:
-        if not connection or connection[0].closed:
-            connection[:] = [psycopg.connect(app_dsn, autocommit=True, connect_timeout=3)]
-        try:
-            connection[0].execute("INSERT INTO drill_writes VALUES (%s, %s)", (run, number))
-        except psycopg.Error:
-            connection[0].close()
-            raise
-
-    primary = platform.stack(Postgres).health().detail["primary"]
-    assert isinstance(primary, str), "no primary before the drill"
-    index = int(primary.removeprefix("pg"))
-    victim = f"patroni{index}"
-    postmaster = _postmaster_pid(platform, primary)
-
-    def lose_the_node() -> None:
-        os.kill(postmaster, signal.SIGKILL)
-        _kill_program(platform, victim)()
-
-    with WriteLoad(write, interval=0.05) as load:
-        recovery = _fault_under_load(load, lose_the_node)
-    platform.supervisor.start(victim)  # rejoins as a replica (pg_rewind)
-    health = wait_until("postgres", platform.stack(Postgres).health, 120, log=_quiet)
-    with psycopg.connect(platform.stack(Postgres).superuser_dsn("its")) as conn:
+    write = _row_writer(pg.role_dsn(database_roles().worker), run)
+    old_primary = _patroni_leader(platform)
+    assert old_primary is not None, "no primary before the drill"
+    victim = victim or old_primary
+    program = f"patroni{int(victim.removeprefix('pg'))}"
+    postmaster = _postmaster_pid(platform, victim)
+    started = time.monotonic()
+    with WriteLoad(write, workers=4, batch=20) as load:
+        outage = _measure(load, lambda: lose_program(platform, program, [postmaster]))
+    seconds = time.monotonic() - started
+    new_primary = _patroni_leader(platform) or "none"
+    platform.supervisor.start(program)  # rejoins as a replica (pg_rewind)
+    wait_until("postgres", pg.health, 120, log=_quiet)
+    with psycopg.connect(pg.superuser_dsn("its")) as conn:
         stored = {row[0] for row in conn.execute("SELECT n FROM drill_writes WHERE run = %s", (run,))}
-    lost = len(set(load.acknowledged) - stored)
+    acknowledged = load.acknowledged
+    failed = _failed_during(load, outage)
+    problems = fault_problems(failed, old_primary, new_primary)
     return DrillResult(
-        "postgres-primary-kill",
-        recovery,
-        len(load.acknowledged),
-        lost,
-        len(load.failures),
-        {"killed": primary, "new_primary": health.detail["primary"]},
-    )
+        "postgres-primary-kill", not problems, outage.recovery_seconds, len(acknowledged),
+        len(set(acknowledged) - stored), failed, old_primary, new_primary, problems,
+        {"killed": f"{program} and postmaster {postmaster} with its children",
+         "writes_per_second": _rate(load, seconds)},
+    )  # fmt: skip
+
+
+# -- Kafka -------------------------------------------------------------------------------------
+
+
+def _partition_leader(platform: Platform, topic: str) -> int:
+    """The broker id Kafka's metadata names as the leader of the topic's partition 0 (-1: none)."""
+    metadata = platform.stack(Kafka).admin().list_topics(topic, timeout=10)
+    return int(metadata.topics[topic].partitions[0].leader)
+
+
+def _create_drill_topic(platform: Platform, topic: str) -> None:
+    """A topic of the drill's own, as durable as the app's: replication 3, min.insync 2."""
+    admin = platform.stack(Kafka).admin()
+    spec = NewTopic(topic, num_partitions=1, replication_factor=3, config={"min.insync.replicas": "2"})
+    admin.create_topics([spec], operation_timeout=30)[topic].result()
+    wait_until("drill topic leader", lambda: Health(_partition_leader(platform, topic) > 0), 30, log=_quiet)
+
+
+def _kafka_writer(login: dict[str, Any], topic: str) -> Callable[[list[int]], Collection[int]]:
+    """Idempotent, acks=all; a message not acknowledged within 3 s is a failed write (without
+    that bound the producer retries through any outage and no write ever fails)."""
+    producer = Producer(
+        {**login, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+         "message.timeout.ms": 3000, "request.timeout.ms": 2000}
+    )  # fmt: skip
+
+    def write(numbers: list[int]) -> Collection[int]:
+        acked: list[int] = []
+
+        def delivered(err: object, message: Any) -> None:
+            if err is None:
+                acked.append(json.loads(message.value())["n"])
+
+        for number in numbers:
+            producer.produce(topic, value=json.dumps({"n": number}), on_delivery=delivered)
+        producer.flush(10)
+        return acked
+
+    return write
 
 
 def kafka_broker_kill(platform: Platform) -> DrillResult:
-    """Kill one broker of three; an idempotent producer with acks=all goes on (RF 3,
-    min.insync 2); every acknowledged message is read back."""
-    # The platform's admin identity: every listener authenticates.
-    login = platform.stack(Kafka).client_config()
-    producer = Producer({**login, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
-    run = uuid.uuid4().hex[:8]
-    topic = "alerts"
-
-    def write(number: int) -> None:
-        errors: list[object] = []
-        producer.produce(topic, key=run, value=str(number), on_delivery=lambda err, _msg: errors.append(err))
-        producer.flush(10)
-        if not errors or errors[0] is not None:
-            raise RuntimeError(f"not acknowledged: {errors}")
-
-    victim = "kafka1"
-    with WriteLoad(write) as load:
-        recovery = _fault_under_load(load, _kill_program(platform, victim), acks_after=50)
-    platform.supervisor.start(victim)
-    wait_until("kafka", platform.stack(Kafka).health, 120, log=_quiet)
-    seen = _read_run(login, topic, run)
-    lost = len(set(load.acknowledged) - seen)
+    """Kill the broker that leads the drill topic's partition; another in-sync replica takes the
+    lead and an idempotent producer with acks=all goes on (RF 3, min.insync 2); every
+    acknowledged message is read back. The topic is the drill's own, deleted afterwards."""
+    kafka = platform.stack(Kafka)
+    login = kafka.client_config()
+    topic = f"drill-{uuid.uuid4().hex[:8]}"
+    _create_drill_topic(platform, topic)
+    try:
+        old_leader = _partition_leader(platform, topic)
+        victim = f"kafka{old_leader - 1}"  # node ids are 1..3 (infra/local/stacks/kafka.py)
+        started = time.monotonic()
+        with WriteLoad(_kafka_writer(login, topic), workers=1, batch=500) as load:
+            outage = _measure(load, lambda: lose_program(platform, victim))
+        seconds = time.monotonic() - started
+        new_leader = _partition_leader(platform, topic)
+        platform.supervisor.start(victim)
+        wait_until("kafka", kafka.health, 120, log=_quiet)
+        seen = _read_topic(login, topic)
+    finally:
+        admin = kafka.admin()  # held until the result: a client destroyed early fails its futures
+        admin.delete_topics([topic], operation_timeout=30)[topic].result()
+    acknowledged = load.acknowledged
+    failed = _failed_during(load, outage)
+    problems = fault_problems(failed, f"broker {old_leader}", f"broker {new_leader}")
     return DrillResult(
-        "kafka-broker-kill", recovery, len(load.acknowledged), lost, len(load.failures), {"killed": victim}
-    )
+        "kafka-leader-kill", not problems, outage.recovery_seconds, len(acknowledged),
+        len(set(acknowledged) - seen), failed, f"broker {old_leader}", f"broker {new_leader}", problems,
+        {"killed": victim, "topic": topic, "writes_per_second": _rate(load, seconds)},
+    )  # fmt: skip
 
 
-def _read_run(login: dict[str, Any], topic: str, run: str) -> set[int]:
-    consumer = Consumer({**login, "group.id": f"drill-{run}", "enable.auto.commit": False})
-    metadata = consumer.list_topics(topic, timeout=10)
-    partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
-    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-    consumer.assign(partitions)
+def _read_topic(login: dict[str, Any], topic: str) -> set[int]:
+    """Every write number in the topic's partition, read from the start to its end offset."""
+    consumer = Consumer({**login, "group.id": f"{topic}-reader", "enable.auto.commit": False})
+    partition = TopicPartition(topic, 0, 0)
+    end = consumer.get_watermark_offsets(partition, timeout=10)[1]
+    consumer.assign([partition])
     seen: set[int] = set()
-    done: set[int] = {p for p, end in ends.items() if end == 0}
     deadline = time.monotonic() + 60
-    while len(done) < len(partitions) and time.monotonic() < deadline:
+    offset = -1
+    while offset + 1 < end and time.monotonic() < deadline:
         message = consumer.poll(1)
-        if message is None or message.error():
+        if message is None:
             continue
-        partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-        if message.key() == run.encode():
-            seen.add(int(message.value() or b"-1"))
-        if offset + 1 >= ends[partition]:
-            done.add(partition)
+        if message.error():
+            raise KafkaException(message.error())
+        offset = int(message.offset() or 0)
+        seen.add(int(json.loads(message.value() or b"{}")["n"]))
     consumer.close()
     return seen
 
 
+# -- MinIO -------------------------------------------------------------------------------------
+
+
 def minio_drive_loss(platform: Platform) -> DrillResult:
-    """Take one of the four drives away; erasure coding keeps reads and writes going; put an
-    empty drive back and MinIO heals it."""
+    """Take one of the four drives away; erasure coding keeps reads and writes going, so here
+    the fault is confirmed by MinIO itself reporting the drive offline, not by failed writes.
+    Then an empty drive is put back and MinIO heals it: recovery is the seconds from the
+    replacement to MinIO reporting no drive offline."""
     cfg = platform.cfg
     client = platform.stack(MinioStack).root_client()
     run = uuid.uuid4().hex[:8]
 
-    def write(number: int) -> None:
-        body = f"{run}:{number}".encode()
-        client.put_object(LOGS_BUCKET, f"drill/{run}/{number}", BytesIO(body), len(body))
+    def write(numbers: list[int]) -> Collection[int]:
+        for number in numbers:
+            body = f"{run}:{number}".encode()
+            client.put_object(LOGS_BUCKET, f"drill/{run}/{number}", BytesIO(body), len(body))
+        return numbers
 
     drive = cfg.path("minio", "drive2")
     parked = cfg.path("minio", "drive2.removed")
-    with WriteLoad(write, interval=0.05) as load:
-        recovery = _fault_under_load(load, lambda: _park(drive, parked), acks_after=40)
-    offline = _drives_offline(platform)
-    # An empty replacement drive (MinIO may already have recreated the directory itself).
-    drive.mkdir(exist_ok=True)
-    healed = _wait_drive_healed(platform, drive)
+    offline_before = _drives_offline(platform)
+    started = time.monotonic()
+    with WriteLoad(write, workers=4) as load:
+        load.wait_for_acks(100)
+        fault_at = time.monotonic()
+        drive.rename(parked)
+        # A file where the drive was: MinIO cannot recreate the directory, so every I/O on the
+        # drive fails, as on a dead disk (a missing directory it would simply make again).
+        drive.write_bytes(b"")
+        offline = _wait_offline(platform)
+        load.wait_for_acks(100)  # writes while a drive is away
+        failed = load.failed_between(fault_at, time.monotonic())
+        drive.unlink()
+        drive.mkdir()  # an empty replacement drive
+        healed = _wait_drive_healed(platform, drive)
+    seconds = time.monotonic() - started
     shutil.rmtree(parked)
     missing = 0
     for number in load.acknowledged:
@@ -233,18 +386,13 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
         finally:
             response.close()
             response.release_conn()
+    problems = [] if offline >= 1 else ["fault not confirmed: MinIO never reported the drive offline"]
     return DrillResult(
-        "minio-drive-loss",
-        recovery,
-        len(load.acknowledged),
-        missing,
-        len(load.failures),
-        {"drive": drive.name, "offline_seen": offline, "healed_seconds": healed},
-    )
-
-
-def _park(drive: Path, parked: Path) -> None:
-    drive.rename(parked)
+        "minio-drive-loss", not problems, healed, len(load.acknowledged), missing, failed,
+        f"{offline_before:.0f} drives offline", f"{offline:.0f} offline, then healed", problems,
+        {"drive": drive.name, "writes_per_second": _rate(load, seconds)},
+        recovered="replacement drive healed",
+    )  # fmt: skip
 
 
 def _drives_offline(platform: Platform) -> float:
@@ -252,7 +400,17 @@ def _drives_offline(platform: Platform) -> float:
     for line in text.splitlines():
         if line.startswith("minio_cluster_drive_offline_total"):
             return float(line.split()[-1])
-    return -1
+    raise ValueError("MinIO's cluster metrics have no minio_cluster_drive_offline_total")
+
+
+def _wait_offline(platform: Platform, timeout: float = 60) -> float:
+    """MinIO's own count of offline drives, once it is at least one (or when time is up)."""
+    deadline = time.monotonic() + timeout
+    offline = _drives_offline(platform)
+    while offline < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        offline = _drives_offline(platform)
+    return offline
 
 
 def _wait_drive_healed(platform: Platform, drive_dir: Path, timeout: float = 120) -> float:
@@ -260,87 +418,175 @@ def _wait_drive_healed(platform: Platform, drive_dir: Path, timeout: float = 120
     while time.monotonic() - start < timeout:
         if _drives_offline(platform) == 0 and any(drive_dir.iterdir()):
             return time.monotonic() - start
-        time.sleep(1)
+        time.sleep(0.5)
     raise TimeoutError("the replacement drive was not healed in time")
 
 
+# -- Vault -------------------------------------------------------------------------------------
+
+
+class _Sampler:
+    """Calls probe() every `every` seconds in a thread and keeps (moment, what it said)."""
+
+    def __init__(self, probe: Callable[[], str], every: float) -> None:
+        self.probe, self.every = probe, every
+        self.samples: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                said = self.probe()
+            except Exception as error:
+                said = type(error).__name__
+            self.samples.append((time.monotonic(), said))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def between(self, start: float, end: float) -> list[str]:
+        return [said for moment, said in list(self.samples) if start <= moment <= end]
+
+
+def _vault_writer(address: str, token: str, mount: str, run: str) -> Callable[[list[int]], Collection[int]]:
+    """Each write a secret of its own at the KV v2 data path the app reads (the local server
+    keeps v1 semantics under it, so the v2 envelope is written, as the provisioner does)."""
+    local = threading.local()
+
+    def write(numbers: list[int]) -> Collection[int]:
+        http: httpx.Client | None = getattr(local, "http", None)
+        if http is None:
+            http = local.http = httpx.Client(headers={"X-Vault-Token": token}, timeout=2)
+        for number in numbers:
+            body = {"data": {"n": number}, "metadata": {"version": 1}}
+            http.post(f"{address}/v1/{mount}/data/drill/{run}/{number}", json=body).raise_for_status()
+        return numbers
+
+    return write
+
+
+def _unsealer_unseals(platform: Platform) -> int:
+    """How often the platform's unsealer has found Vault sealed and unsealed it (its log)."""
+    log = platform.cfg.log_dir / "vault-unsealer.log"
+    return log.read_text(errors="replace").count("vault was sealed: unsealed") if log.exists() else 0
+
+
+def _seal_state(address: str) -> str:
+    data = httpx.get(f"{address}/v1/sys/seal-status", timeout=1).json()
+    return "sealed" if data.get("sealed") else "unsealed"
+
+
 def vault_restart(platform: Platform) -> DrillResult:
-    """Restart Vault: it comes back sealed; the platform's unsealer unseals it. The app keeps
-    serving meanwhile (its secrets are cached) — the app's readiness is sampled throughout."""
+    """Kill Vault and start it again: it comes back sealed; the platform's unsealer unseals it.
+    Measured: secret writes at the app's KV path (failed while Vault is away or sealed, read back
+    afterwards through the app's KV v2 call), the seal state sampled throughout (sealed must be
+    seen, then unsealed), and the app's authenticated requests during the outage (it serves
+    from its cached secrets, so none may fail)."""
+    vault = platform.stack(Vault)
+    mount, token = vault_layout().kv_mount, platform.secrets["vault_init"]["root_token"]
+    run = uuid.uuid4().hex[:8]
     api = f"{platform.stack(App).api_url}/v1/cameras"
     headers = {"X-API-Key": platform.secrets.api_credentials().operator}
 
-    def app_serves(number: int) -> None:
-        response = httpx.get(api, headers=headers, timeout=3)
-        response.raise_for_status()
+    def app_serves() -> str:
+        return str(httpx.get(api, headers=headers, timeout=3).status_code)
 
-    def vault_unsealed() -> bool:
-        return platform.stack(Vault).health().healthy
+    old_pid = platform.supervisor.pid("vault")
+    unseals_before = _unsealer_unseals(platform)
+    started = time.monotonic()
+    # The API's per-key rate limit is 10 requests a second: sample it at 5.
+    with (
+        _Sampler(lambda: _seal_state(vault.address), 0.02) as seal,
+        _Sampler(app_serves, 0.2) as app,
+        WriteLoad(_vault_writer(vault.address, token, mount, run), workers=4) as load,
+    ):
 
-    with WriteLoad(app_serves, interval=0.1) as load:
-        load.wait_for_acks(5)
-        fault_at = time.monotonic()
-        platform.supervisor.stop("vault")
-        platform.supervisor.start("vault")
-        unsealed_after = _wait(vault_unsealed, RECOVERY_TIMEOUT) - fault_at
-        # At least ten requests after the unseal, and twenty in all: on a busy machine the
-        # requests during the restart can be few.
-        load.wait_for_acks(max(10, 20 - len(load.acknowledged)))
+        def restart() -> float:
+            fault_at = lose_program(platform, "vault")
+            time.sleep(VAULT_DOWN_SECONDS)
+            platform.supervisor.start("vault")
+            return fault_at
+
+        outage = _measure(load, restart, settle=100)
+        unsealed = wait_until("vault unsealed", vault.health, 60, log=_quiet)
+    seconds = time.monotonic() - started
+    new_pid = platform.supervisor.pid("vault")
+    end = outage.recovered_at if outage.recovered_at is not None else time.monotonic()
+    seal_states = seal.between(outage.fault_at, end)
+    app_answers = app.between(outage.fault_at, end)
+    app_failed = sum(answer != "200" for answer in app_answers)
+    reader = hvac.Client(url=vault.address, token=token, timeout=10)
+    lost = 0
+    for number in load.acknowledged:
+        secret = reader.secrets.kv.v2.read_secret_version(
+            path=f"drill/{run}/{number}", mount_point=mount, raise_on_deleted_version=True
+        )
+        lost += secret["data"]["data"] != {"n": number}
+    failed = _failed_during(load, outage)
+    fault = fault_problems(failed, f"pid {old_pid}", f"pid {new_pid}")
+    # The unsealer says when it found Vault sealed; the 20 ms samples can miss a short window.
+    unseals = _unsealer_unseals(platform) - unseals_before
+    if "sealed" not in seal_states and unseals < 1:
+        fault.append("fault not confirmed: Vault was never seen sealed after the restart")
+    problems = list(fault)
+    if not unsealed.healthy:
+        problems.append("the unsealer did not unseal Vault")
+    if app_failed or not app_answers:
+        problems.append(f"the app did not keep serving: {app_failed} of {len(app_answers)} requests failed")
     return DrillResult(
-        "vault-restart",
-        unsealed_after,
-        len(load.acknowledged),
-        0,
-        len(load.failures),
-        {"app_requests_failed_during_restart": len(load.failures)},
-    )
+        "vault-restart", not fault, outage.recovery_seconds, len(load.acknowledged), lost, failed,
+        f"vault pid {old_pid}", f"vault pid {new_pid}", problems,
+        {"seal_states_seen": sorted(set(seal_states)), "unsealer_unseals": unseals,
+         "app_requests_during_outage": len(app_answers),
+         "app_requests_failed_during_outage": app_failed, "writes_per_second": _rate(load, seconds)},
+    )  # fmt: skip
 
 
-def _wait(condition: Callable[[], bool], timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic()
-        time.sleep(0.2)
-    raise TimeoutError("condition not met in time")
+# -- PostgreSQL backup and restore -------------------------------------------------------------
 
 
 def postgres_backup_restore(platform: Platform) -> DrillResult:
     """Back PostgreSQL up to MinIO under a steady write load, then restore the newest backup into
     a new server as if both members were lost. Every write acknowledged before the backup began
     must be in the restore; `recovery_seconds` is the restore's time to a queryable server,
-    measured against the 15 min RTO."""
+    measured against the 15 min RTO. The fault is confirmed when the answering server is
+    another one than the primary (its own data directory)."""
     cfg, secrets = platform.cfg, platform.secrets
-    with psycopg.connect(platform.stack(Postgres).superuser_dsn("its"), autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS drill_writes (run text, n integer, PRIMARY KEY (run, n))")
+    _drill_table(platform, None)
     run = uuid.uuid4().hex[:8]
-    connection = [psycopg.connect(platform.stack(Postgres).superuser_dsn("its"), autocommit=True)]
-
-    def write(number: int) -> None:
-        connection[0].execute("INSERT INTO drill_writes VALUES (%s, %s)", (run, number))
-
-    with WriteLoad(write, interval=0.05) as load:
-        load.wait_for_acks(20)
+    primary = _patroni_leader(platform) or "none"
+    with psycopg.connect(platform.stack(Postgres).superuser_dsn("its")) as conn:
+        primary_dir = str(conn.execute("SHOW data_directory").fetchone()[0])  # type: ignore[index]
+    with WriteLoad(
+        _row_writer(platform.stack(Postgres).superuser_dsn("its"), run), workers=2, batch=20
+    ) as load:
+        load.wait_for_acks(200)
         owed = list(load.acknowledged)  # acknowledged before the backup starts
         taken = backup.backup(cfg, secrets)
-        load.wait_for_acks(10)
-    connection[0].close()
+        load.wait_for_acks(200)
     target = Path(tempfile.mkdtemp(prefix="its-restore-", dir=cfg.state_dir))
     port = free_port()
     try:
         restored = backup.restore(cfg, secrets, target / "data", port)
         with psycopg.connect(restored.dsn(secrets)) as conn:
             rows = conn.execute("SELECT n FROM drill_writes WHERE run = %s", (run,)).fetchall()
+            restored_dir = str(conn.execute("SHOW data_directory").fetchone()[0])  # type: ignore[index]
         in_restore = {row[0] for row in rows}
     finally:
         backup.stop(cfg, target / "data")
         shutil.rmtree(target, ignore_errors=True)
+    problems = [] if restored_dir != primary_dir else ["fault not confirmed: the primary answered"]
     return DrillResult(
-        "postgres-backup-restore",
-        restored.seconds,
-        len(owed),
-        len(set(owed) - in_restore),
-        len(load.failures),
+        "postgres-backup-restore", not problems, restored.seconds, len(owed), len(set(owed) - in_restore),
+        sum(len(a.numbers) for a in load.failures), f"{primary} ({primary_dir})",
+        f"restored ({restored_dir})", problems,
         {"backup": taken.key, "backup_seconds": round(taken.seconds, 1), "backup_bytes": taken.bytes,
          "restore_mb_per_s": round(taken.bytes / 1e6 / restored.seconds, 1),
          "rows_in_restore": len(in_restore), "rows_acknowledged_in_total": len(load.acknowledged)},

@@ -187,19 +187,16 @@ def test_evictions_that_would_break_a_disruption_budget_are_refused(
 
 def test_the_drills_cluster_target_kills_a_pod_and_times_the_recovery(local_cluster: LocalCluster) -> None:
     """`python -m loadtests.failover --target cluster`: the fault is a pod deleted through the
-    Kubernetes API; recovery is the workload whole again, without the deleted pod."""
-    from loadtests.failover.cluster import COMPONENTS, ClusterTarget
+    Kubernetes API; recovery is the workload whole again, without the deleted pod. It measures
+    pod restoration only and says so: its result carries no write figures."""
+    from loadtests.failover.cluster import ClusterTarget
 
     target = ClusterTarget(kubeconfig=str(local_cluster.cfg.kubeconfig))
     before = {p.metadata.uid for p in pods_of(local_cluster, API)}
     result = target.kill("api", timeout=120)
     after = {p.metadata.uid for p in pods_of(local_cluster, API)}
-    assert result.recovery_seconds < 60 and result.lost == 0
-    assert result.detail["killed"] not in {p.metadata.name for p in pods_of(local_cluster, API)}
+    assert result.recovery_seconds < 60, result
+    assert result.killed not in {p.metadata.name for p in pods_of(local_cluster, API)}
     assert len(after) == len(before) and after != before
-    # Checks inside a pod go through testinfra's kubectl backend (no container runs on kwok,
-    # so only the connection it would make is checked here).
-    host = target.host(COMPONENTS["api"], "some-pod")
-    assert type(host.backend).__name__ == "KubectlBackend"
-    assert (host.backend.namespace, host.backend.container) == (APP_NAMESPACE, "api")
-    assert host.backend.kubeconfig == str(local_cluster.cfg.kubeconfig)
+    assert "pod restoration only" in result.summary()
+    assert not hasattr(result, "acknowledged") and not hasattr(result, "lost")

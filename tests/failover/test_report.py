@@ -1,0 +1,34 @@
+"""The drill report `make failover` writes: one row per drill, from the results of the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loadtests.failover.load import DrillResult, fault_problems
+from loadtests.failover.report import COLUMNS, markdown, write_report
+
+
+def _result(name: str, failed: int, old: str, new: str, lost: int) -> DrillResult:
+    problems = fault_problems(failed, old, new)
+    recovery = None if problems else 2.5
+    return DrillResult(name, not problems, recovery, 900, lost, failed, old, new, problems)
+
+
+def test_the_report_has_one_row_per_drill_with_its_verdict(tmp_path: Path) -> None:
+    confirmed = _result("redis-master-kill", 40, "redis0", "redis2", 0)
+    missed = _result("redis-replica-kill", 0, "redis0", "redis0", 0)
+    lossy = _result("postgres-primary-kill", 12, "pg0", "pg1", 3)
+    as_json, as_md = write_report([confirmed, missed, lossy], tmp_path)
+    table = as_md.read_text().splitlines()
+    header = next(line for line in table if line.startswith("| drill"))
+    assert [cell.strip() for cell in header.strip("|").split("|")] == list(COLUMNS)
+    rows = {line.split("|")[1].strip(): line for line in table if line.startswith("| ") and line != header}
+    assert "| yes | 2.5 | 900 | 0 | 40 | redis0 -> redis2 | passed |" in rows["redis-master-kill"]
+    assert "| no | - |" in rows["redis-replica-kill"]
+    assert "FAILED: fault not confirmed: no write failed" in rows["redis-replica-kill"]
+    assert "redis0 still leads" in rows["redis-replica-kill"]
+    assert "FAILED: writes lost" in rows["postgres-primary-kill"]
+    records = json.loads(as_json.read_text())
+    assert [r["passed"] for r in records] == [True, False, False]
+    assert markdown([confirmed]) in as_md.read_text()
