@@ -21,10 +21,13 @@ from app.common.settings import Settings
 async def database_pool(settings: Settings, secrets: VaultSecrets) -> asyncpg.Pool:
     # statement_cache_size=0: PgBouncer hands a session's server connection to another client
     # after a failover; cached prepared statements would not exist there.
+    # A fixed, warm pool: every connection opened at start and kept however long it idles, so no
+    # request after a quiet spell pays a login (SCRAM through HAProxy and PgBouncer) on its path.
     return await asyncpg.create_pool(
         secrets.database_dsn(),
-        min_size=1,
+        min_size=settings.database_pool_size,
         max_size=settings.database_pool_size,
+        max_inactive_connection_lifetime=0,
         statement_cache_size=0,
         command_timeout=10,
     )
