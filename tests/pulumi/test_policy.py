@@ -123,6 +123,12 @@ def test_rule_passes_the_good_and_fails_the_bad(
 ) -> None:
     assert rule(resource_type, passing) == []
     assert rule(resource_type, failing) != []
+    # And through the pulumi_policy wrapper the CLI calls: what the rule finds is reported.
+    (policy,) = [p for p in policies() if p.name == _rule_named(rule)]
+    for props, expected in ((passing, []), (failing, rule(resource_type, failing))):
+        reported: list[str] = []
+        policy.validate(_resource_args(resource_type, props), _collect(reported))
+        assert reported == expected
 
 
 def test_open_endpoint_outside_prod_is_not_this_rules_business() -> None:
@@ -157,25 +163,12 @@ def test_every_policy_is_mandatory(name: str) -> None:
     assert PACK[name].enforcement_level == EnforcementLevel.MANDATORY
 
 
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
 def _resource_args(resource_type: str, props: dict[str, Any]) -> ResourceValidationArgs:
-    opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
-    return ResourceValidationArgs(resource_type, props, f"urn:{resource_type}", "probe", opts, None)
-
-
-@pytest.mark.parametrize(
-    ("rule", "resource_type", "passing", "failing"),
-    CASES,
-    ids=[f"{c[0].__name__}-{c[1].rsplit(':', 1)[-1]}-{i}" for i, c in enumerate(CASES)],
-)
-def test_the_pack_reports_what_its_rule_finds(
-    rule: Any, resource_type: str, passing: dict[str, Any], failing: dict[str, Any]
-) -> None:
-    """Through the pulumi_policy wrapper the CLI calls: a violation reaches report_violation."""
-    (policy,) = [p for p in PACK.values() if p.name == _rule_named(rule)]
-    for props, expected in ((passing, []), (failing, rule(resource_type, failing))):
-        reported: list[str] = []
-        policy.validate(_resource_args(resource_type, props), _collect(reported))
-        assert reported == expected
+    return ResourceValidationArgs(resource_type, props, f"urn:{resource_type}", "probe", _options(), None)
 
 
 def _collect(into: list[str]) -> Any:
@@ -189,10 +182,10 @@ def _rule_named(function: Any) -> str:
 
 def test_a_stack_policy_reports_through_the_pack() -> None:
     policy = PACK[next(r.name for r in STACK_RULES if r.check is s3_buckets_locked_down)]
-    opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
-    bucket = PolicyResource("aws:s3/bucket:Bucket", {"tags": TAGS}, "urn:b", "logs", opts, None, None, [], {})
+    tags = {"tags": TAGS}
+    bucket = PolicyResource("aws:s3/bucket:Bucket", tags, "urn:b", "logs", _options(), None, None, [], {})
     reported: list[str] = []
-    policy.validate(StackValidationArgs([bucket]), lambda message, _urn: reported.append(message))
+    policy.validate(StackValidationArgs([bucket]), _collect(reported))
     assert len(reported) == 2
 
 
