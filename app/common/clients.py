@@ -33,35 +33,32 @@ async def database_pool(settings: Settings, secrets: VaultSecrets) -> asyncpg.Po
     )
 
 
-def redis_sentinel(settings: Settings, credentials: RedisCredentials) -> Sentinel:
+def redis_sentinel(settings: Settings, credentials: RedisCredentials, *, fail_fast: bool = False) -> Sentinel:
     """Sentinel discovery and the master/replica connections, each logged in as the identity's
-    ACL user (the default user is off on every server and Sentinel)."""
+    ACL user (the default user is off on every server and Sentinel).
+
+    `fail_fast`: for what sits on every request's path (the per-key rate limit): short
+    timeouts and no retries (redis-py's default retries take seconds on a refused port), so the
+    caller falls back at once instead of making the request wait."""
+    timeouts: dict[str, object] = (
+        {"socket_timeout": 0.25, "socket_connect_timeout": 0.25, "retry": Retry(NoBackoff(), 0)}
+        if fail_fast
+        else {"socket_timeout": 1.0}
+    )
     sentinel_login = {"username": credentials.sentinel.username, "password": credentials.sentinel.password}
     return Sentinel(  # type: ignore[no-untyped-call]
         settings.sentinel_addresses,
-        socket_timeout=1.0,
-        sentinel_kwargs={"socket_timeout": 1.0, **sentinel_login},
+        sentinel_kwargs={**timeouts, **sentinel_login},
         username=credentials.server.username,
         password=credentials.server.password,
+        **timeouts,
     )
 
 
 def rate_limit_redis(settings: Settings, credentials: RedisCredentials) -> Redis:
-    """The master, for the per-key rate limit. It sits on every request's path, so it fails fast
-    (short timeouts, no retries: redis-py's default retries take seconds on a refused port) and
-    the limiter falls back to its in-process window instead of making requests wait."""
-
-    def fast() -> dict[str, object]:
-        return {"socket_timeout": 0.25, "socket_connect_timeout": 0.25, "retry": Retry(NoBackoff(), 0)}
-
-    sentinel_login = {"username": credentials.sentinel.username, "password": credentials.sentinel.password}
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        settings.sentinel_addresses,
-        sentinel_kwargs={**fast(), **sentinel_login},
-        username=credentials.server.username,
-        password=credentials.server.password,
-        **fast(),
-    )
+    """The master, for the per-key rate limit: fails fast, and the limiter keeps its window in
+    process until Redis answers again."""
+    sentinel = redis_sentinel(settings, credentials, fail_fast=True)
     master: Redis = sentinel.master_for(settings.redis_master_name)
     return master
 
