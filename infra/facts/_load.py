@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,6 +19,11 @@ class FactFileError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def by_role(roles: BaseModel) -> list[Any]:
+    """A roles model's values (topics, buckets, users by the role each plays), in file order."""
+    return [getattr(roles, role) for role in type(roles).model_fields]
 
 
 def load(model: type[M], path: Path) -> M:

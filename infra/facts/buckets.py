@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from infra.facts._load import Strict, load
+from infra.facts._load import Strict, by_role, load
 from infra.facts.paths import INFRASTRUCTURE
 
 BUCKETS_FILE = INFRASTRUCTURE / "minio" / "buckets.yaml"
@@ -75,10 +75,10 @@ class BucketsFile(Strict):
     users: UserRoles
 
     def all(self) -> list[Bucket]:
-        return [getattr(self.buckets, role) for role in BucketRoles.model_fields]
+        return by_role(self.buckets)
 
     def all_users(self) -> list[ServiceUser]:
-        return [getattr(self.users, role) for role in UserRoles.model_fields]
+        return by_role(self.users)
 
     @model_validator(mode="after")
     def _policies_exist(self) -> BucketsFile:

@@ -6,7 +6,7 @@ from functools import cache
 
 from pydantic import Field
 
-from infra.facts._load import Strict, load
+from infra.facts._load import Strict, by_role, load
 from infra.facts.paths import INFRASTRUCTURE
 
 TOPICS_FILE = INFRASTRUCTURE / "kafka" / "topics.yaml"
@@ -40,7 +40,7 @@ class TopicsFile(Strict):
     topics: TopicRoles
 
     def all(self) -> list[Topic]:
-        return [getattr(self.topics, role) for role in TopicRoles.model_fields]
+        return by_role(self.topics)
 
     def replication_factor(self, topic: Topic) -> int:
         return topic.replication_factor or self.defaults.replication_factor
