@@ -11,7 +11,7 @@ from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 from infra.local.secrets import LOCAL_CAMERAS
-from infra.local.stacks.base import Stack, endpoints, http_ok
+from infra.local.stacks.base import Stack, endpoints, http_ok, url
 from infra.local.stacks.postgres import DATABASE
 
 API_IDENTITY = "its-api"
@@ -24,7 +24,7 @@ class App(Stack):
 
     @property
     def api_url(self) -> str:
-        return f"http://{HOST}:{self.ports.api}"
+        return url(self.ports.api)
 
     def environment(self, identity: str) -> dict[str, str]:
         """The ITS_* settings an app identity runs with: the names the Helm chart sets."""
@@ -42,7 +42,7 @@ class App(Stack):
             "ITS_REDIS_MASTER_NAME": redis_settings().master_name,
             "ITS_MINIO_ENDPOINT": f"{HOST}:{p.minio_api}",
             "ITS_MINIO_SECURE": "false",
-            "ITS_VAULT_ADDR": f"http://{HOST}:{p.vault}",
+            "ITS_VAULT_ADDR": url(p.vault),
             "ITS_VAULT_AUTH_METHOD": "approle",
             "ITS_VAULT_ROLE": identity,
             "ITS_VAULT_ROLE_ID": str(self.secrets.get(f"vault_role_id:{identity}") or ""),
@@ -112,7 +112,7 @@ class App(Stack):
         return Health(ok, {"readyz": detail, "credentials_file": credentials}, endpoints(self.ports.api))
 
     def worker(self) -> Health:
-        ok, detail = http_ok(f"http://{HOST}:{self.ports.worker_metrics}/healthz")
+        ok, detail = http_ok(url(self.ports.worker_metrics, "/healthz"))
         return Health(ok, {"healthz": detail}, endpoints(self.ports.worker_metrics))
 
     def health(self) -> Health:

@@ -26,10 +26,15 @@ def endpoints(*ports: int) -> list[str]:
     return [f"{HOST}:{port}" for port in ports]
 
 
-def http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+def url(port: int, path: str = "") -> str:
+    """An HTTP endpoint of the local platform (every server listens on loopback only)."""
+    return f"http://{HOST}:{port}{path}"
+
+
+def http_ok(address: str, timeout: float = 2.0) -> tuple[bool, str]:
     """Whether a health endpoint answers 200, and what it answered (for the status detail)."""
     try:
-        response = httpx.get(url, timeout=timeout)
+        response = httpx.get(address, timeout=timeout)
     except httpx.HTTPError as error:
         return False, type(error).__name__
     return response.status_code == 200, f"HTTP {response.status_code}"

@@ -20,7 +20,7 @@ from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 from infra.local.config import AlertingSettings
-from infra.local.stacks.base import TEMPLATES, Stack, endpoints, http_ok
+from infra.local.stacks.base import TEMPLATES, Stack, endpoints, http_ok, url
 from infra.local.stacks.postgres import DATABASE
 
 RULES_DIR = INFRASTRUCTURE / "prometheus" / "rules"
@@ -86,7 +86,7 @@ class Monitoring(Stack):
 
     @property
     def receiver_url(self) -> str:
-        return f"http://{HOST}:{self.ports.alert_receiver}"
+        return url(self.ports.alert_receiver)
 
     @property
     def receiver_journal(self) -> Path:
@@ -209,8 +209,8 @@ class Monitoring(Stack):
 
     def health(self) -> Health:
         p = self.ports
-        ok, detail = http_ok(f"http://{HOST}:{p.prometheus}/-/ready")
-        am_ok, am_detail = http_ok(f"http://{HOST}:{p.alertmanager}/-/ready")
+        ok, detail = http_ok(url(p.prometheus, "/-/ready"))
+        am_ok, am_detail = http_ok(url(p.alertmanager, "/-/ready"))
         receiver_ok, receiver_detail = http_ok(f"{self.receiver_url}/-/ready")
         return Health(
             ok and am_ok and receiver_ok,

@@ -3,6 +3,7 @@ front; then the app's role and database and the schema through the one migration
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from infra.facts.database import database_roles
 from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program, postgres_user
-from infra.local.stacks.base import Stack, chown_postgres, endpoints, http_ok
+from infra.local.stacks.base import Stack, chown_postgres, endpoints, http_ok, url
 
 MEMBERS = 2
 DATABASE = "its"
@@ -48,6 +49,11 @@ class Postgres(Stack):
         port = self.ports.pgbouncer if through_bouncer else self.ports.haproxy_primary
         return f"postgresql://{role}:{password}@{HOST}:{port}/{DATABASE}"
 
+    def _render_for_postgres(self, template: str, target: Path, **context: Any) -> None:
+        """A config the postgres user's processes (Patroni, PgBouncer) read: theirs, mode 0600."""
+        self.ctx.render(template, target, **context)
+        chown_postgres(target)
+
     def render(self) -> None:
         cfg, p = self.cfg, self.ports
         pg_ports = self.require_ports("postgres", MEMBERS, "one per Patroni member")
@@ -59,10 +65,9 @@ class Postgres(Stack):
             member_dir.chmod(0o700)
             chown_postgres(member_dir)
             members.append({"name": f"pg{index}", "pg_port": pg_port, "rest_port": rest_port})
-            target = cfg.conf_dir / f"patroni{index}.yml"
-            self.ctx.render(
+            self._render_for_postgres(
                 "postgres/patroni.yml.j2",
-                target,
+                cfg.conf_dir / f"patroni{index}.yml",
                 name=f"pg{index}",
                 port_base=cfg.port_base,
                 rest_port=rest_port,
@@ -73,7 +78,6 @@ class Postgres(Stack):
                 bin_dir=cfg.tools.postgres_bin,
                 secrets=self.secrets.values,
             )
-            chown_postgres(target)
         self.ctx.render(
             "postgres/haproxy.cfg.j2",
             cfg.conf_dir / "haproxy.cfg",
@@ -84,14 +88,13 @@ class Postgres(Stack):
         bouncer_dir = cfg.path("pgbouncer")
         bouncer_dir.mkdir(parents=True, exist_ok=True)
         chown_postgres(bouncer_dir)
-        self.ctx.render(
+        self._render_for_postgres(
             "postgres/pgbouncer.ini.j2",
             cfg.conf_dir / "pgbouncer.ini",
             pgbouncer_port=p.pgbouncer,
             haproxy_primary=p.haproxy_primary,
             dir=bouncer_dir,
         )
-        chown_postgres(cfg.conf_dir / "pgbouncer.ini")
         userlist = bouncer_dir / "userlist.txt"
         # PgBouncer serves the app identities (and the superuser, for its admin console).
         users = {role: self.secrets[password_secret(role)] for role in database_roles().roles}
@@ -154,14 +157,14 @@ class Postgres(Stack):
         self.ctx.supervisor.start_group(self.name)
 
     def etcd(self) -> Health:
-        ok, detail = http_ok(f"http://{HOST}:{self.ports.etcd_client}/health")
+        ok, detail = http_ok(url(self.ports.etcd_client, "/health"))
         return Health(ok, {"health": detail}, endpoints(self.ports.etcd_client))
 
     def members(self) -> dict[str, dict[str, Any]]:
         """Patroni's view of the cluster: each member's role, state and lag."""
         for rest in self.ports.many("patroni_rest"):
             try:
-                cluster = httpx.get(f"http://{HOST}:{rest}/cluster", timeout=2).json()
+                cluster = httpx.get(url(rest, "/cluster"), timeout=2).json()
             except (httpx.HTTPError, ValueError):
                 continue
             return {

@@ -32,7 +32,7 @@ from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 from infra.local.secrets import PlatformSecrets
 from infra.local.stacks.app import API_IDENTITY, WORKER_IDENTITY
-from infra.local.stacks.base import Stack, endpoints
+from infra.local.stacks.base import Stack, endpoints, url
 from infra.local.stacks.postgres import password_secret
 
 SERVER = "RustyVault (Vault HTTP API); policies not enforced"
@@ -44,7 +44,7 @@ class Vault(Stack):
 
     @property
     def address(self) -> str:
-        return f"http://{HOST}:{self.ports.vault}"
+        return url(self.ports.vault)
 
     def client(self, token: str | None = None) -> hvac.Client:
         return hvac.Client(url=self.address, token=token, timeout=10)
