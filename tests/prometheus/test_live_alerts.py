@@ -39,6 +39,14 @@ def receiver(local_platform: RunningPlatform) -> AlertReceiver:
     return AlertReceiver.of(local_platform.cfg)
 
 
+def _epoch(local_platform: RunningPlatform, query: str, key: str) -> float:
+    """A timestamp the database recorded, as epoch seconds (one row by its id)."""
+    with psycopg.connect(local_platform.database_dsn) as conn:
+        row = conn.execute(query, (key,)).fetchone()
+    assert row is not None, (query, key)
+    return float(row[0])
+
+
 def test_a_stopped_scrape_target_is_ticketed_then_resolved(
     local_platform: RunningPlatform, prometheus: Prometheus, timings: Timings, receiver: AlertReceiver
 ) -> None:
@@ -147,14 +155,12 @@ def test_camera_silence_is_measured_from_registration_then_from_the_latest_frame
     a frame, from that frame's arrival (the database's own timestamps, read back)."""
     window = 2 * (timings.scrape_interval + timings.scrape_timeout)
     camera = _register_camera(local_platform)
-    with psycopg.connect(local_platform.database_dsn) as conn:
-        registered = conn.execute(
-            "SELECT extract(epoch FROM created_at) FROM cameras WHERE id = %s", (camera,)
-        ).fetchone()
-    assert registered is not None
-    value, scraped = _seconds_at_scrape(prometheus, camera, float(registered[0]), window)
+    registered = _epoch(
+        local_platform, "SELECT extract(epoch FROM created_at) FROM cameras WHERE id = %s", camera
+    )
+    value, scraped = _seconds_at_scrape(prometheus, camera, registered, window)
     # The exporter runs its query while Prometheus scrapes: now() lies within the scrape's timeout.
-    assert scraped - float(registered[0]) <= value <= scraped - float(registered[0]) + timings.scrape_timeout
+    assert scraped - registered <= value <= scraped - registered + timings.scrape_timeout
 
     posted = httpx.post(
         f"{local_platform.api_url}/v1/cameras/{camera}/frames",
@@ -163,13 +169,12 @@ def test_camera_silence_is_measured_from_registration_then_from_the_latest_frame
         timeout=15,
     )
     assert posted.status_code == 202, posted.text
-    with psycopg.connect(local_platform.database_dsn) as conn:
-        received = conn.execute(
-            "SELECT extract(epoch FROM received_at) FROM frames WHERE id = %s", (posted.json()["frame_id"],)
-        ).fetchone()
-    assert received is not None
-    value, scraped = _seconds_at_scrape(prometheus, camera, float(received[0]), window)
-    assert scraped - float(received[0]) <= value <= scraped - float(received[0]) + timings.scrape_timeout
+    frame = posted.json()["frame_id"]
+    received = _epoch(
+        local_platform, "SELECT extract(epoch FROM received_at) FROM frames WHERE id = %s", frame
+    )
+    value, scraped = _seconds_at_scrape(prometheus, camera, received, window)
+    assert scraped - received <= value <= scraped - received + timings.scrape_timeout
     recorded = prometheus.wait_for(
         f'camera:its_seconds_since_frame:min{{camera_id="{camera}"}} <= {value}',
         timeout=window,
