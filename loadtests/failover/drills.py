@@ -5,8 +5,11 @@ the stack is healthy).
 What every drill measures: writes acknowledged, and lost (read back afterwards); writes that
 failed during the outage (none: the fault never reached the writes, and the drill fails with
 "fault not confirmed"); who leads before and after, as the store itself reports it (Sentinel's
-master address, Patroni's leader, Kafka's partition leader, the Vault server's process); and the
-seconds from the fault to the first write acknowledged after the outage began.
+master address, Patroni's leader, Kafka's partition leader, the Vault server's process); the
+seconds from the fault to the first write acknowledged after the outage began; and the alert of
+the fault (AlertWatch): the seconds to its firing on Prometheus, its delivery to the platform's
+receiver and its resolved notification, each within the bound its rule and the rendered configs
+give (the fault stays in place until the alert is delivered, as it would until someone is told).
 """
 
 from __future__ import annotations
