@@ -627,10 +627,10 @@ def vault_restart(platform: Platform) -> DrillResult:
 
         outage = _measure(load, restart, settle=100)
         unsealed = wait_until("vault unsealed", vault.health, 60, log=_quiet)
+    seconds = time.monotonic() - started  # the load's span: the write rate is over it alone
     alert = AlertWatch(platform, "VaultWasUnavailable", outage.fault_at)
     alert.delivered(0.0)  # a probe fails from the fault on
     alert.resolved(time.monotonic())
-    seconds = time.monotonic() - started
     new_pid = platform.supervisor.pid("vault")
     end = outage.recovered_at if outage.recovered_at is not None else time.monotonic()
     seal_states = seal.between(outage.fault_at, end)
