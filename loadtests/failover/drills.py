@@ -5,8 +5,11 @@ the stack is healthy).
 What every drill measures: writes acknowledged, and lost (read back afterwards); writes that
 failed during the outage (none: the fault never reached the writes, and the drill fails with
 "fault not confirmed"); who leads before and after, as the store itself reports it (Sentinel's
-master address, Patroni's leader, Kafka's partition leader, the Vault server's process); and the
-seconds from the fault to the first write acknowledged after the outage began.
+master address, Patroni's leader, Kafka's partition leader, the Vault server's process); the
+seconds from the fault to the first write acknowledged after the outage began; and the alert of
+the fault (AlertWatch): the seconds to its firing on Prometheus, its delivery to the platform's
+receiver and its resolved notification, each within the bound its rule and the rendered configs
+give (the fault stays in place until the alert is delivered, as it would until someone is told).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from infra.facts.vault import vault_layout
 from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.local import backup
+from infra.local.alerts import AlertReceiver, Timings, fired_at, rule
 from infra.local.platform import Platform
 from infra.local.stacks import App, Kafka, Postgres, Redis, Vault
 from infra.local.stacks import Minio as MinioStack
@@ -52,8 +56,9 @@ RECOVERY_TIMEOUT = 120
 # Seconds a fault has to show as failed writes; a kill of the process that serves the writes
 # shows within one write timeout.
 CONFIRM_WITHIN = 20
-# Vault stays down this long before it is started again: long enough for the app's requests
-# (sampled five times a second) to show whether it serves without Vault.
+# Vault stays down at least this long before it is started again: long enough for the app's
+# requests (sampled five times a second) to show whether it serves without Vault; and at least a
+# scrape interval, so that a probe of Vault lands while it is away and its alert can fire.
 VAULT_DOWN_SECONDS = 3
 MASTER = redis_settings().master_name
 LOGS_BUCKET = buckets().buckets.logs.name
@@ -103,6 +108,92 @@ def _measure(load: WriteLoad, fault: Callable[[], float], settle: int = 200) -> 
     return outage
 
 
+# -- Alerts ------------------------------------------------------------------------------------
+
+
+def _wall(moment: float) -> float:
+    """A monotonic moment on the epoch clock the alert receiver and Prometheus stamp with."""
+    return time.time() - (time.monotonic() - moment)
+
+
+@dataclass
+class AlertWatch:
+    """The alert a drill's fault must raise, followed from the fault (`fault_at`, monotonic) to
+    its resolved notification. Every bound comes from the rule and the rendered timings: the
+    alert's condition holds from `detectable_s` after the fault (a fault seen at once, or the
+    new leader a failover makes), then scrape, evaluation, `for` and group_wait; a rule over a
+    window clears a window after it fired, then scrape, evaluation and group_interval."""
+
+    platform: Platform
+    name: str
+    fault_at: float
+    labels: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    fired_s: float | None = None
+    delivered_s: float | None = None
+    resolved_s: float | None = None
+    receiver: str = ""
+
+    def __post_init__(self) -> None:
+        self.rule = rule(self.name)
+        self.timings = Timings.of(self.platform.cfg)
+        self.receiver_of = AlertReceiver.of(self.platform.cfg)
+        self.fault_wall = _wall(self.fault_at)
+
+    def delivered(self, detectable_s: float) -> None:
+        """Wait for the firing notification within its bound; then when Prometheus fired it."""
+        bound = detectable_s + self.timings.first_notification_bound(self.rule.for_s)
+        try:
+            got = self.receiver_of.wait_for(
+                self.name, "firing", timeout=max(0.0, self.fault_wall + bound - time.time()),
+                since=self.fault_wall, labels=self.labels,
+            )  # fmt: skip
+        except TimeoutError as missing:
+            self.problems.append(
+                f"alert {self.name} not delivered within {bound:.0f}s of the fault: {missing}"
+            )
+            return
+        self.receiver, self.delivered_s = got.receiver, got.received_at - self.fault_wall
+        if self.delivered_s > bound:
+            self.problems.append(
+                f"alert {self.name} delivered {self.delivered_s:.0f}s after the fault, bound {bound:.0f}s"
+            )
+        fired = fired_at(self.platform.cfg, self.name, self.fault_wall, self.labels)
+        if fired is None:
+            self.problems.append(f"alert {self.name} delivered but never firing on Prometheus")
+        else:
+            self.fired_s = fired - self.fault_wall
+
+    def resolved(self, repaired_at: float) -> None:
+        """After the repair (monotonic moment): wait for the resolved notification in its bound."""
+        if self.delivered_s is None:
+            return  # never delivered: that problem is recorded already
+        fired = self.fault_wall + (self.fired_s if self.fired_s is not None else self.delivered_s)
+        clears = max(_wall(repaired_at), fired + self.rule.lookback_s)
+        deadline = clears + self.timings.resolution_bound()
+        try:
+            got = self.receiver_of.wait_for(
+                self.name, "resolved", timeout=max(0.0, deadline - time.time()),
+                since=self.fault_wall, labels=self.labels,
+            )  # fmt: skip
+        except TimeoutError as missing:
+            bound = deadline - self.fault_wall
+            self.problems.append(
+                f"alert {self.name} not resolved within {bound:.0f}s of the fault: {missing}"
+            )
+            return
+        self.resolved_s = got.received_at - self.fault_wall
+
+    def onto(self, result: DrillResult) -> DrillResult:
+        """The drill's result with the alert's times, its problems, and who got it."""
+        result.alert = self.name
+        result.alert_fired_s, result.alert_delivered_s = self.fired_s, self.delivered_s
+        result.alert_resolved_s = self.resolved_s
+        result.problems.extend(self.problems)
+        result.detail["alert_receiver"] = self.receiver
+        return result
+
+
 def _failed_during(load: WriteLoad, outage: Outage) -> int:
     end = outage.recovered_at if outage.recovered_at is not None else time.monotonic()
     return load.failed_between(outage.fault_at, end)
@@ -143,8 +234,13 @@ def redis_master_kill(platform: Platform, victim: str | None = None) -> DrillRes
         outage = _measure(load, lambda: lose_program(platform, victim))
     seconds = time.monotonic() - started
     new_master = _redis_program(platform, sentinel.discover_master(MASTER)[1])  # type: ignore[no-untyped-call]
+    alert = AlertWatch(platform, "RedisMasterChanged", outage.fault_at, {"master_name": MASTER})
+    if outage.recovery_seconds is not None:  # a failover happened: Sentinel names a new master
+        alert.delivered(outage.recovery_seconds)
     platform.supervisor.start(victim)  # comes back as a replica of the new master
     wait_until("redis", redis_stack.health, 60, log=_quiet)
+    if outage.recovery_seconds is not None:
+        alert.resolved(time.monotonic())
     reader = sentinel.master_for(MASTER, socket_timeout=5)  # type: ignore[no-untyped-call]
     acknowledged = load.acknowledged
     lost = 0
@@ -153,13 +249,15 @@ def redis_master_kill(platform: Platform, victim: str | None = None) -> DrillRes
         lost += sum(value is None for value in reader.mget(keys))
     failed = _failed_during(load, outage)
     problems = fault_problems(failed, old_master, new_master)
-    return DrillResult(
+    result = DrillResult(
         "redis-master-kill" if victim == old_master else f"redis-kill-{victim}", not problems,
         outage.recovery_seconds, len(acknowledged), lost, failed,
         old_master, new_master, problems,
         {"killed": victim, "writes_per_second": _rate(load, seconds),
          "failed_attempts_in_all": sum(len(a.numbers) for a in load.failures)},
     )  # fmt: skip
+    # An unconfirmed fault (a replica killed) raises no failover alert: nothing to wait for.
+    return alert.onto(result) if outage.recovery_seconds is not None else result
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------
@@ -233,19 +331,23 @@ def postgres_primary_kill(platform: Platform, victim: str | None = None) -> Dril
         outage = _measure(load, lambda: lose_program(platform, program, [postmaster]))
     seconds = time.monotonic() - started
     new_primary = _patroni_leader(platform) or "none"
+    alert = AlertWatch(platform, "PostgresPrimaryChanged", outage.fault_at, {"member": new_primary})
+    # The promotion happened by the time writes came back (through HAProxy, on the new primary).
+    alert.delivered(outage.recovery_seconds if outage.recovery_seconds is not None else RECOVERY_TIMEOUT)
     platform.supervisor.start(program)  # rejoins as a replica (pg_rewind)
     wait_until("postgres", pg.health, 120, log=_quiet)
+    alert.resolved(time.monotonic())
     with psycopg.connect(pg.superuser_dsn("its")) as conn:
         stored = {row[0] for row in conn.execute("SELECT n FROM drill_writes WHERE run = %s", (run,))}
     acknowledged = load.acknowledged
     failed = _failed_during(load, outage)
     problems = fault_problems(failed, old_primary, new_primary)
-    return DrillResult(
+    return alert.onto(DrillResult(
         "postgres-primary-kill", not problems, outage.recovery_seconds, len(acknowledged),
         len(set(acknowledged) - stored), failed, old_primary, new_primary, problems,
         {"killed": f"{program} and postmaster {postmaster} with its children",
          "writes_per_second": _rate(load, seconds)},
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 # -- Kafka -------------------------------------------------------------------------------------
@@ -304,8 +406,12 @@ def kafka_broker_kill(platform: Platform) -> DrillResult:
             outage = _measure(load, lambda: lose_program(platform, victim))
         seconds = time.monotonic() - started
         new_leader = _partition_leader(platform, topic)
+        alert = AlertWatch(platform, "KafkaBrokerDown", outage.fault_at)
+        # Fenced by the time another broker leads (writes back); kept down until the page came.
+        alert.delivered(outage.recovery_seconds if outage.recovery_seconds is not None else RECOVERY_TIMEOUT)
         platform.supervisor.start(victim)
         wait_until("kafka", kafka.health, 120, log=_quiet)
+        alert.resolved(time.monotonic())
         seen = _read_topic(login, topic)
     finally:
         admin = kafka.admin()  # held until the result: a client destroyed early fails its futures
@@ -313,11 +419,11 @@ def kafka_broker_kill(platform: Platform) -> DrillResult:
     acknowledged = load.acknowledged
     failed = _failed_during(load, outage)
     problems = fault_problems(failed, f"broker {old_leader}", f"broker {new_leader}")
-    return DrillResult(
+    return alert.onto(DrillResult(
         "kafka-leader-kill", not problems, outage.recovery_seconds, len(acknowledged),
         len(set(acknowledged) - seen), failed, f"broker {old_leader}", f"broker {new_leader}", problems,
         {"killed": victim, "topic": topic, "writes_per_second": _rate(load, seconds)},
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def _read_topic(login: dict[str, Any], topic: str) -> set[int]:
@@ -371,11 +477,15 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
         # drive fails, as on a dead disk (a missing directory it would simply make again).
         drive.write_bytes(b"")
         offline = _wait_offline(platform)
+        seen_offline_s = time.monotonic() - fault_at
         load.wait_for_acks(100)  # writes while a drive is away
+        alert = AlertWatch(platform, "MinioDriveOffline", fault_at)
+        alert.delivered(seen_offline_s)  # the drive stays away until the ticket came
         failed = load.failed_between(fault_at, time.monotonic())
         drive.unlink()
         drive.mkdir()  # an empty replacement drive
         healed = _wait_drive_healed(platform, drive)
+        alert.resolved(time.monotonic())
     seconds = time.monotonic() - started
     shutil.rmtree(parked)
     missing = 0
@@ -387,12 +497,12 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
             response.close()
             response.release_conn()
     problems = [] if offline >= 1 else ["fault not confirmed: MinIO never reported the drive offline"]
-    return DrillResult(
+    return alert.onto(DrillResult(
         "minio-drive-loss", not problems, healed, len(load.acknowledged), missing, failed,
         f"{offline_before:.0f} drives offline", f"{offline:.0f} offline, then healed", problems,
         {"drive": drive.name, "writes_per_second": _rate(load, seconds)},
         recovered="replacement drive healed",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def _drives_offline(platform: Platform) -> float:
@@ -499,6 +609,7 @@ def vault_restart(platform: Platform) -> DrillResult:
         return str(httpx.get(api, headers=headers, timeout=3).status_code)
 
     old_pid = platform.supervisor.pid("vault")
+    down_seconds = max(VAULT_DOWN_SECONDS, Timings.of(platform.cfg).scrape_interval)
     unseals_before = _unsealer_unseals(platform)
     started = time.monotonic()
     # The API's per-key rate limit is 10 requests a second: sample it at 5.
@@ -510,13 +621,16 @@ def vault_restart(platform: Platform) -> DrillResult:
 
         def restart() -> float:
             fault_at = lose_program(platform, "vault")
-            time.sleep(VAULT_DOWN_SECONDS)
+            time.sleep(down_seconds)
             platform.supervisor.start("vault")
             return fault_at
 
         outage = _measure(load, restart, settle=100)
         unsealed = wait_until("vault unsealed", vault.health, 60, log=_quiet)
-    seconds = time.monotonic() - started
+    seconds = time.monotonic() - started  # the load's span: the write rate is over it alone
+    alert = AlertWatch(platform, "VaultWasUnavailable", outage.fault_at)
+    alert.delivered(0.0)  # a probe fails from the fault on
+    alert.resolved(time.monotonic())
     new_pid = platform.supervisor.pid("vault")
     end = outage.recovered_at if outage.recovered_at is not None else time.monotonic()
     seal_states = seal.between(outage.fault_at, end)
@@ -540,13 +654,13 @@ def vault_restart(platform: Platform) -> DrillResult:
         problems.append("the unsealer did not unseal Vault")
     if app_failed or not app_answers:
         problems.append(f"the app did not keep serving: {app_failed} of {len(app_answers)} requests failed")
-    return DrillResult(
+    return alert.onto(DrillResult(
         "vault-restart", not fault, outage.recovery_seconds, len(load.acknowledged), lost, failed,
         f"vault pid {old_pid}", f"vault pid {new_pid}", problems,
         {"seal_states_seen": sorted(set(seal_states)), "unsealer_unseals": unseals,
          "app_requests_during_outage": len(app_answers),
          "app_requests_failed_during_outage": app_failed, "writes_per_second": _rate(load, seconds)},
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 # -- PostgreSQL backup and restore -------------------------------------------------------------
@@ -591,6 +705,9 @@ def postgres_backup_restore(platform: Platform) -> DrillResult:
          "restore_mb_per_s": round(taken.bytes / 1e6 / restored.seconds, 1),
          "rows_in_restore": len(in_restore), "rows_acknowledged_in_total": len(load.acknowledged)},
         recovered="restored server answering",
+        # The live cluster never goes down: the backup is taken beside it and restored into a
+        # new server, so no alert's condition ever holds; its clock is the RTO, not an alert.
+        alert="none (no outage of the live cluster)",
     )  # fmt: skip
 
 

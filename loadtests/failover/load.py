@@ -43,6 +43,12 @@ class DrillResult:
     detail: dict[str, object] = field(default_factory=dict)
     # What recovery_seconds measures, for the summary line.
     recovered: str = "writes back"
+    # The alert that notifies of the fault (or why none applies), and when, in seconds from the
+    # fault: Prometheus evaluated it firing, the receiver got it, the receiver got it resolved.
+    alert: str = "-"
+    alert_fired_s: float | None = None
+    alert_delivered_s: float | None = None
+    alert_resolved_s: float | None = None
 
     @property
     def passed(self) -> bool:

@@ -1,5 +1,6 @@
 """The drill report: reports/failover.json (every result in full) and reports/failover.md (one
-table row per drill), written by `make failover` from the results of that run."""
+table row per drill, with the alert that notified of its fault and when), written by
+`make failover` from the results of that run."""
 
 from __future__ import annotations
 
@@ -17,21 +18,33 @@ COLUMNS = (
     "lost",
     "failed attempts",
     "old leader -> new leader",
+    "alert",
+    "fired at s",
+    "delivered at s",
+    "resolved at s",
     "result",
 )
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def row(result: DrillResult) -> tuple[str, ...]:
-    recovery = "-" if result.recovery_seconds is None else f"{result.recovery_seconds:.1f}"
     verdict = "passed" if result.passed else "FAILED: " + "; ".join(result.problems or ["writes lost"])
     return (
         result.name,
         "yes" if result.fault_confirmed else "no",
-        recovery,
+        _seconds(result.recovery_seconds),
         str(result.acknowledged),
         str(result.lost),
         str(result.failed_attempts),
         f"{result.old_leader} -> {result.new_leader}",
+        result.alert,
+        # Seconds from the fault: Prometheus fired it, the receiver got it, and got it resolved.
+        _seconds(result.alert_fired_s),
+        _seconds(result.alert_delivered_s),
+        _seconds(result.alert_resolved_s),
         verdict,
     )
 

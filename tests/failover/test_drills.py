@@ -1,8 +1,9 @@
 """Failover drills against the test session's platform. Each must confirm its own fault (writes
-failed during the outage; another process or node leads afterwards), recover within its bound
-and lose no acknowledged write; and a drill whose kill misses the process that serves the
-writes must say its fault was not confirmed and fail. They run last (tests/conftest.py orders
-them), since each breaks and repairs a stack."""
+failed during the outage; another process or node leads afterwards), recover within its bound,
+lose no acknowledged write, and see its alert fire on Prometheus, reach the receiver and resolve
+within the bounds the rule and the rendered configs give; and a drill whose kill misses the
+process that serves the writes must say its fault was not confirmed and fail. They run last
+(tests/conftest.py orders them), since each breaks and repairs a stack."""
 
 from __future__ import annotations
 
@@ -51,6 +52,18 @@ def test_failover_drill_confirms_its_fault_and_loses_no_acknowledged_write(
         # A drill that kills a process saw writes fail, and another process leads after it.
         assert result.failed_attempts > 0, result
         assert result.old_leader != result.new_leader, result
+    if drill == "postgres-restore":
+        # The live cluster has no outage: no alert applies, and the report says so.
+        assert result.alert.startswith("none"), result
+        assert result.alert_delivered_s is None, result
+    else:
+        # The drill itself failed on a missing or late delivery or resolution (problems, above);
+        # here the times it measured run in order: Prometheus fired it, then the receiver got it
+        # (from Alertmanager's pages or tickets route), then got it resolved.
+        fired, delivered, resolved = result.alert_fired_s, result.alert_delivered_s, result.alert_resolved_s
+        assert fired is not None and delivered is not None and resolved is not None, result
+        assert 0 <= fired <= delivered < resolved, result
+        assert result.detail["alert_receiver"] in ("pages", "tickets"), result
     _healthy_again(local_platform, drill)
 
 
@@ -70,5 +83,6 @@ def test_a_drill_whose_kill_misses_the_master_reports_its_fault_not_confirmed(
     assert result.failed_attempts == 0 or result.old_leader == result.new_leader, result
     assert any(problem.startswith("fault not confirmed") for problem in result.problems), result
     assert result.recovery_seconds is None, result
+    assert result.alert == "-", result  # no failover, so no failover alert was waited for
     assert local_platform.platform.stack(Redis).health().healthy
     _healthy_again(local_platform, "redis replica")

@@ -1,4 +1,5 @@
-"""The drill report `make failover` writes: one row per drill, from the results of the run."""
+"""The drill report `make failover` writes: one row per drill, from the results of the run, with
+the alert that notified of the fault and the seconds to its firing, delivery and resolution."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def _result(name: str, failed: int, old: str, new: str, lost: int) -> DrillResul
 
 def test_the_report_has_one_row_per_drill_with_its_verdict(tmp_path: Path) -> None:
     confirmed = _result("redis-master-kill", 40, "redis0", "redis2", 0)
+    confirmed.alert = "RedisMasterChanged"
+    confirmed.alert_fired_s, confirmed.alert_delivered_s, confirmed.alert_resolved_s = 9.04, 14.25, 88.0
     missed = _result("redis-replica-kill", 0, "redis0", "redis0", 0)
     lossy = _result("postgres-primary-kill", 12, "pg0", "pg1", 3)
     as_json, as_md = write_report([confirmed, missed, lossy], tmp_path)
@@ -24,11 +27,19 @@ def test_the_report_has_one_row_per_drill_with_its_verdict(tmp_path: Path) -> No
     header = next(line for line in table if line.startswith("| drill"))
     assert [cell.strip() for cell in header.strip("|").split("|")] == list(COLUMNS)
     rows = {line.split("|")[1].strip(): line for line in table if line.startswith("| ") and line != header}
-    assert "| yes | 2.5 | 900 | 0 | 40 | redis0 -> redis2 | passed |" in rows["redis-master-kill"]
+    assert (
+        "| yes | 2.5 | 900 | 0 | 40 | redis0 -> redis2 | RedisMasterChanged | 9.0 | 14.2 | 88.0 | passed |"
+        in rows["redis-master-kill"]
+    )
     assert "| no | - |" in rows["redis-replica-kill"]
+    # No alert followed: its name and times are dashes, never a zero.
+    assert "| redis0 -> redis0 | - | - | - | - | FAILED" in rows["redis-replica-kill"]
     assert "FAILED: fault not confirmed: no write failed" in rows["redis-replica-kill"]
     assert "redis0 still leads" in rows["redis-replica-kill"]
     assert "FAILED: writes lost" in rows["postgres-primary-kill"]
     records = json.loads(as_json.read_text())
     assert [r["passed"] for r in records] == [True, False, False]
+    assert records[0]["alert"] == "RedisMasterChanged"
+    assert (records[0]["alert_fired_s"], records[0]["alert_delivered_s"]) == (9.04, 14.25)
+    assert records[0]["alert_resolved_s"] == 88.0 and records[1]["alert_resolved_s"] is None
     assert markdown([confirmed]) in as_md.read_text()

@@ -15,50 +15,18 @@ import yaml
 
 from infra.facts.paths import INFRASTRUCTURE
 from infra.kernel.layout import HOST
+
+# The rules and the rendered timings are read where the failover drills read them too.
+from infra.local.alerts import RULES_DIR as RULES_DIR
+from infra.local.alerts import Rule as Rule
+from infra.local.alerts import Timings as Timings
+from infra.local.alerts import rule as rule
+from infra.local.alerts import rules as rules
+from infra.local.alerts import seconds as seconds
 from infra.local.config import LocalPlatformConfig
 
-RULES_DIR = INFRASTRUCTURE / "prometheus" / "rules"
 DASHBOARDS_DIR = INFRASTRUCTURE / "helm" / "charts" / "its-monitoring" / "dashboards"
 CLOUD_ONLY_FILE = INFRASTRUCTURE / "prometheus" / "cloud-only.yaml"
-# Prometheus' scrape_timeout when the config leaves it out (capped at the scrape interval).
-DEFAULT_SCRAPE_TIMEOUT_S = 10.0
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-
-
-def seconds(duration: str) -> float:
-    """A Prometheus / Alertmanager duration ("1m", "30s", "1h30m") in seconds."""
-    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise ValueError(f"not a duration: {duration!r}")
-    return sum(int(number) * _UNITS[unit] for number, unit in parts)
-
-
-@dataclass(frozen=True)
-class Rule:
-    file: str
-    kind: str  # "alert" | "record"
-    name: str
-    expr: str
-    for_s: float
-
-
-def rules() -> list[Rule]:
-    return [
-        Rule(
-            file=path.name,
-            kind="alert" if "alert" in rule else "record",
-            name=rule.get("alert") or rule["record"],
-            expr=rule["expr"],
-            for_s=seconds(rule["for"]) if "for" in rule else 0.0,
-        )
-        for path in sorted(RULES_DIR.glob("*.yaml"))
-        for group in yaml.safe_load(path.read_text())["groups"]
-        for rule in group["rules"]
-    ]
-
-
-def rule(name: str) -> Rule:
-    return next(r for r in rules() if r.name == name)
 
 
 @dataclass(frozen=True)
@@ -81,49 +49,6 @@ def panel_queries() -> list[PanelQuery]:
         for target in panel.get("targets", [])
         if target.get("expr")
     ]
-
-
-@dataclass(frozen=True)
-class Timings:
-    """The local platform's alerting pipeline as rendered: Prometheus' scrape and evaluation
-    intervals, and the timing of Alertmanager's root route (where tickets and pages group)."""
-
-    scrape_interval: float
-    scrape_timeout: float
-    evaluation_interval: float
-    group_wait: float
-    group_interval: float
-
-    @classmethod
-    def of(cls, cfg: LocalPlatformConfig) -> Timings:
-        prometheus = yaml.safe_load((cfg.conf_dir / "prometheus.yml").read_text())["global"]
-        route = yaml.safe_load((cfg.conf_dir / "alertmanager.yml").read_text())["route"]
-        interval = seconds(prometheus["scrape_interval"])
-        timeout = seconds(prometheus["scrape_timeout"]) if "scrape_timeout" in prometheus else None
-        return cls(
-            scrape_interval=interval,
-            scrape_timeout=min(timeout or DEFAULT_SCRAPE_TIMEOUT_S, interval),
-            evaluation_interval=seconds(prometheus["evaluation_interval"]),
-            group_wait=seconds(route["group_wait"]),
-            group_interval=seconds(route["group_interval"]),
-        )
-
-    def first_notification_bound(self, for_s: float) -> float:
-        """From a fault to its first notification: the failed scrape lands a sample (interval +
-        timeout), the next evaluation sees it (pending), the alert fires at the first
-        evaluation `for` later, and Alertmanager flushes a new group after group_wait."""
-        return (
-            self.scrape_interval
-            + self.scrape_timeout
-            + 2 * self.evaluation_interval
-            + for_s
-            + self.group_wait
-        )
-
-    def resolution_bound(self) -> float:
-        """From the recovery to the resolved notification: the next scrape succeeds, the next
-        evaluation resolves the alert, Alertmanager flushes the group at its next interval."""
-        return self.scrape_interval + self.scrape_timeout + self.evaluation_interval + self.group_interval
 
 
 class Prometheus:
