@@ -203,12 +203,15 @@ class Notification:
 
 
 class AlertReceiver:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
         self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     @classmethod
     def of(cls, cfg: LocalPlatformConfig) -> AlertReceiver:
-        return cls(f"http://{HOST}:{cfg.ports.alert_receiver}")
+        """The platform's receiver, logged in with the token the platform generated for it."""
+        token = cfg.alert_receiver_token_file.read_text().strip()
+        return cls(f"http://{HOST}:{cfg.ports.alert_receiver}", token)
 
     @classmethod
     def of_platform(cls) -> AlertReceiver:
@@ -222,7 +225,7 @@ class AlertReceiver:
 
     def received(self, since: float = 0.0) -> list[Notification]:
         """Every notification received at or after `since` (seconds since the epoch), oldest first."""
-        response = httpx.get(self.url, params={"since": repr(since)}, timeout=5)
+        response = httpx.get(self.url, params={"since": repr(since)}, headers=self.headers, timeout=5)
         response.raise_for_status()
         return [Notification.from_record(record) for record in response.json()]
 

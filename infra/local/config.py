@@ -87,6 +87,12 @@ class LocalPlatformConfig(StateLayout):
     def secrets_file(self) -> Path:
         return self.path("secrets", "platform.json")
 
+    @property
+    def alert_receiver_token_file(self) -> Path:
+        """The alert receiver's bearer token, beside the other secrets (0600): the receiver,
+        Alertmanager and the typed reader all read it here."""
+        return self.path("secrets", "alert-receiver.token")
+
 
 def _patroni_lock_key() -> str:
     lock = REPO_ROOT / "tools" / "patroni" / "requirements.lock"

@@ -24,6 +24,7 @@ from infra.facts.redis import redis_settings
 from infra.facts.topics import topics
 from infra.kernel.health import wait_until
 from infra.kernel.layout import HOST
+from infra.local.alerts import AlertReceiver
 from infra.local.stacks import Redis
 from tests.conftest import RunningPlatform
 
@@ -421,3 +422,22 @@ def test_vault_gives_each_identity_its_own_data_plane_credentials(local_platform
             assert creds["username"] == identity
             seen[f"{identity}/{store}"] = creds["password"]
     assert len(set(seen.values())) == len(seen), "two identities or stores share a password"
+
+
+def test_the_alert_receiver_refuses_a_page_without_the_platform_s_token(
+    local_platform: RunningPlatform,
+) -> None:
+    """Alertmanager logs in to the receiver (the live alert tests see its deliveries arrive);
+    a client without the generated token can neither post a page nor read one."""
+    cfg = local_platform.cfg
+    url = f"http://{HOST}:{cfg.ports.alert_receiver}"
+    page = {"status": "firing", "receiver": "pages", "alerts": [{"labels": {"alertname": PROBE}}]}
+    assert httpx.post(f"{url}/pages", json=page, timeout=5).status_code == 401
+    assert httpx.get(url, timeout=5).status_code == 401
+    token_file = cfg.alert_receiver_token_file
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    rendered = (cfg.conf_dir / "alertmanager.yml").read_text()
+    assert f"credentials_file: {token_file}" in rendered
+    assert token_file.read_text().strip() not in rendered
+    received = AlertReceiver.of(cfg).received()
+    assert not [a for n in received for a in n.alerts if a.name == PROBE]

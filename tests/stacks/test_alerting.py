@@ -23,15 +23,15 @@ from infra.local.stacks.monitoring import ALERTMANAGER_CONFIG, local_alertmanage
 TIMING_KEYS = ("group_wait", "group_interval")
 
 
-def _rendered() -> dict[str, object]:
-    shared = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
-    return local_alertmanager_config(shared, "http://127.0.0.1:1", LocalPlatformConfig.load().file.alerting)
+TOKEN = "the-receivers-token"
 
 
 def test_the_local_config_changes_only_the_receivers_and_the_root_timing(tmp_path: Path) -> None:
     shared = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
     alerting = LocalPlatformConfig.load().file.alerting
-    local = local_alertmanager_config(shared, "http://127.0.0.1:1", alerting)
+    token_file = tmp_path / "alert-receiver.token"
+    token_file.write_text(TOKEN)
+    local = local_alertmanager_config(shared, "http://127.0.0.1:1", token_file, alerting)
     assert local["inhibit_rules"] == shared["inhibit_rules"]
     strip = {key: value for key, value in local["route"].items() if key not in TIMING_KEYS}
     assert strip == {key: value for key, value in shared["route"].items() if key not in TIMING_KEYS}
@@ -42,7 +42,11 @@ def test_the_local_config_changes_only_the_receivers_and_the_root_timing(tmp_pat
     assert [r["name"] for r in local["receivers"]] == [r["name"] for r in shared["receivers"]]
     for receiver in local["receivers"]:
         assert receiver["webhook_configs"] == [
-            {"url": f"http://127.0.0.1:1/{receiver['name']}", "send_resolved": True}
+            {
+                "url": f"http://127.0.0.1:1/{receiver['name']}",
+                "send_resolved": True,
+                "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
+            }
         ]
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(local))
@@ -57,8 +61,18 @@ def _free_port() -> int:
 
 
 def _start(port: int, journal: Path) -> subprocess.Popen[bytes]:
+    token_file = journal.parent / "token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(TOKEN + "\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.alert_receiver", f"--port={port}", f"--log={journal}"]
+        [
+            sys.executable,
+            "-m",
+            "infra.local.alert_receiver",
+            f"--port={port}",
+            f"--log={journal}",
+            f"--token-file={token_file}",
+        ]
     )
     deadline = time.monotonic() + 15
     while True:
@@ -104,12 +118,17 @@ def test_the_receiver_records_each_notification_and_the_reader_types_it(
 ) -> None:
     port, journal = receiver_process
     url = f"http://{HOST}:{port}"
-    reader = AlertReceiver(url)
+    reader = AlertReceiver(url, TOKEN)
+    login = reader.headers
     before = reader.now()
-    posted = httpx.post(f"{url}/tickets", json=_notification("firing", "ScrapeTargetDown", job="node"))
+    posted = httpx.post(
+        f"{url}/tickets", json=_notification("firing", "ScrapeTargetDown", job="node"), headers=login
+    )
     assert posted.status_code == 200
     middle = reader.now()
-    httpx.post(f"{url}/tickets", json=_notification("resolved", "ScrapeTargetDown", job="node"))
+    httpx.post(
+        f"{url}/tickets", json=_notification("resolved", "ScrapeTargetDown", job="node"), headers=login
+    )
 
     got = reader.received(before)
     assert [(n.receiver, n.status) for n in got] == [("tickets", "firing"), ("tickets", "resolved")]
@@ -123,20 +142,68 @@ def test_the_receiver_records_each_notification_and_the_reader_types_it(
     with pytest.raises(TimeoutError, match="ScrapeTargetDown firing"):
         reader.wait_for("ScrapeTargetDown", "firing", timeout=1, since=before, labels={"job": "redis"})
     # Refused: no receiver in the path, a body that is not JSON; nothing recorded for either.
-    assert httpx.post(f"{url}/", json={}).status_code == 400
-    assert httpx.post(f"{url}/pages", content=b"not json").status_code == 400
+    assert httpx.post(f"{url}/", json={}, headers=login).status_code == 400
+    assert httpx.post(f"{url}/pages", content=b"not json", headers=login).status_code == 400
     assert len(journal.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}],
+    ids=["none", "wrong-token", "no-scheme", "basic"],
+)
+def test_the_receiver_refuses_a_client_without_its_token(
+    receiver_process: tuple[int, Path], headers: dict[str, str]
+) -> None:
+    port, journal = receiver_process
+    url = f"http://{HOST}:{port}"
+    posted = httpx.post(f"{url}/pages", json=_notification("firing", "PostgresNoPrimary"), headers=headers)
+    assert posted.status_code == 401
+    assert posted.headers["WWW-Authenticate"] == "Bearer"
+    assert httpx.get(url, headers=headers).status_code == 401
+    # Nothing was recorded, and the reader with the token sees the same.
+    assert journal.read_text() == ""
+    assert AlertReceiver(url, TOKEN).received() == []
+    with pytest.raises(httpx.HTTPStatusError, match="401"):
+        AlertReceiver(url, "wrong").received()
+    # The readiness probe stays open: it tells nothing of what was received.
+    assert httpx.get(f"{url}/-/ready").status_code == 200
+
+
+def test_the_receiver_will_not_start_on_an_empty_token(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.local.alert_receiver",
+            f"--port={_free_port()}",
+            f"--log={tmp_path / 'journal.jsonl'}",
+            f"--token-file={token_file}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert f"{token_file}: the alert receiver's token file is empty" in result.stderr
 
 
 def test_what_was_received_survives_a_restart_of_the_receiver(tmp_path: Path) -> None:
     port, journal = _free_port(), tmp_path / "notifications.jsonl"
     first = _start(port, journal)
-    httpx.post(f"http://{HOST}:{port}/pages", json=_notification("firing", "PostgresNoPrimary"))
+    reader = AlertReceiver(f"http://{HOST}:{port}", TOKEN)
+    httpx.post(
+        f"http://{HOST}:{port}/pages",
+        json=_notification("firing", "PostgresNoPrimary"),
+        headers=reader.headers,
+    )
     first.terminate()
     first.wait(10)
     second = _start(port, journal)
     try:
-        got = AlertReceiver(f"http://{HOST}:{port}").received()
+        got = reader.received()
         assert [(n.receiver, n.alerts[0].name) for n in got] == [("pages", "PostgresNoPrimary")]
     finally:
         second.terminate()

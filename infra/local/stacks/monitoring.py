@@ -38,14 +38,18 @@ def rule_files() -> list[str]:
 
 
 def local_alertmanager_config(
-    shared: dict[str, Any], receiver_url: str, timing: AlertingSettings
+    shared: dict[str, Any], receiver_url: str, token_file: Path, timing: AlertingSettings
 ) -> dict[str, Any]:
     """alertmanager.yaml as the local Alertmanager runs it: every receiver posts to the local
-    webhook receiver (its path names the receiver) with resolutions, and the root route takes
-    the local timing. The route tree and the inhibit rules stay as the shared file has them."""
+    webhook receiver (its path names the receiver) with resolutions, logged in with the
+    receiver's bearer token from `token_file`, and the root route takes the local timing. The
+    route tree and the inhibit rules stay as the shared file has them."""
     config = copy.deepcopy(shared)
+    login = {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}}
     for receiver in config["receivers"]:
-        receiver["webhook_configs"] = [{"url": f"{receiver_url}/{receiver['name']}", "send_resolved": True}]
+        receiver["webhook_configs"] = [
+            {"url": f"{receiver_url}/{receiver['name']}", "send_resolved": True, "http_config": login}
+        ]
     config["route"]["group_wait"] = timing.group_wait
     config["route"]["group_interval"] = timing.group_interval
     return config
@@ -62,6 +66,8 @@ def mount_point(path: Path) -> str:
 class Monitoring(Stack):
     name = "monitoring"
     start_timeout = 60
+    # The alert receiver's bearer token (Alertmanager and the readers present it).
+    generated_secrets = ("alert_receiver_token",)
 
     def render(self) -> None:
         # promtool validates the alert and recording rules before Prometheus loads them.
@@ -76,6 +82,7 @@ class Monitoring(Stack):
             state_mountpoint=re.escape(mount_point(self.cfg.state_dir)),
             state_volume=STATE_VOLUME,
         )
+        self.render_receiver_token()
         self.render_alertmanager()
         blackbox = self.cfg.conf_dir / "blackbox.yml"
         blackbox.write_text((TEMPLATES / "monitoring" / "blackbox.yml").read_text())
@@ -92,9 +99,16 @@ class Monitoring(Stack):
     def receiver_journal(self) -> Path:
         return self.cfg.path("alerts", "notifications.jsonl")
 
+    def render_receiver_token(self) -> None:
+        token_file = self.cfg.alert_receiver_token_file
+        token_file.write_text(str(self.secrets["alert_receiver_token"]))
+        token_file.chmod(0o600)
+
     def render_alertmanager(self) -> None:
         shared = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
-        config = local_alertmanager_config(shared, self.receiver_url, self.cfg.file.alerting)
+        config = local_alertmanager_config(
+            shared, self.receiver_url, self.cfg.alert_receiver_token_file, self.cfg.file.alerting
+        )
         target = self.alertmanager_config
         target.write_text(
             "# Rendered by infra/local/stacks/monitoring.py from infrastructure/prometheus/\n"
@@ -142,6 +156,7 @@ class Monitoring(Stack):
                     "infra.local.alert_receiver",
                     f"--port={p.alert_receiver}",
                     f"--log={self.receiver_journal}",
+                    f"--token-file={self.cfg.alert_receiver_token_file}",
                 ],
             ),
             Program(
