@@ -50,7 +50,7 @@ from infra.local.alerts import AlertReceiver, Timings, fired_at, rule
 from infra.local.platform import Platform
 from infra.local.stacks import App, Kafka, Postgres, Redis, Vault
 from infra.local.stacks import Minio as MinioStack
-from loadtests.failover.load import DrillResult, Outage, WriteLoad, fault_problems
+from loadtests.failover.load import AlertLogEntry, DrillResult, Outage, WriteLoad, fault_problems
 
 RECOVERY_TIMEOUT = 120
 # Seconds a fault has to show as failed writes; a kill of the process that serves the writes
@@ -191,7 +191,17 @@ class AlertWatch:
         result.alert_resolved_s = self.resolved_s
         result.problems.extend(self.problems)
         result.detail["alert_receiver"] = self.receiver
+        result.alert_log = self.receiver_log()
         return result
+
+    def receiver_log(self) -> list[AlertLogEntry]:
+        """What the receiver recorded of this alert since the fault, oldest first."""
+        return [
+            AlertLogEntry(round(n.received_at - self.fault_wall, 1), n.receiver, status)
+            for n in self.receiver_of.received(self.fault_wall)
+            for status in ("firing", "resolved")
+            if n.matching(self.name, status, self.labels)
+        ]
 
 
 def _failed_during(load: WriteLoad, outage: Outage) -> int:

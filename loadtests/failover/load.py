@@ -25,6 +25,13 @@ class Attempt:
 
 
 @dataclass
+class AlertLogEntry:
+    at_s: float
+    receiver: str
+    status: str
+
+
+@dataclass
 class DrillResult:
     name: str
     # Whether the drill saw its own fault from the outside: writes failed during the outage and
@@ -49,6 +56,9 @@ class DrillResult:
     alert_fired_s: float | None = None
     alert_delivered_s: float | None = None
     alert_resolved_s: float | None = None
+    # The receiver's log of that alert during the drill: each notification that carried it,
+    # as the receiver recorded it (seconds from the fault, receiver, firing or resolved).
+    alert_log: list[AlertLogEntry] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -64,6 +64,11 @@ def test_failover_drill_confirms_its_fault_and_loses_no_acknowledged_write(
         assert fired is not None and delivered is not None and resolved is not None, result
         assert 0 <= fired <= delivered < resolved, result
         assert result.detail["alert_receiver"] in ("pages", "tickets"), result
+        # The receiver's own log of the alert, as the report prints it: the first firing and
+        # the resolution the drill timed are in it, in that order.
+        log = [(entry.at_s, entry.status) for entry in result.alert_log]
+        assert (round(delivered, 1), "firing") in log and (round(resolved, 1), "resolved") in log, result
+        assert log.index((round(delivered, 1), "firing")) < log.index((round(resolved, 1), "resolved"))
     _healthy_again(local_platform, drill)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadtests.failover.load import DrillResult, fault_problems
+from loadtests.failover.load import AlertLogEntry, DrillResult, fault_problems
 from loadtests.failover.report import COLUMNS, markdown, write_report
 
 
@@ -20,6 +20,7 @@ def test_the_report_has_one_row_per_drill_with_its_verdict(tmp_path: Path) -> No
     confirmed = _result("redis-master-kill", 40, "redis0", "redis2", 0)
     confirmed.alert = "RedisMasterChanged"
     confirmed.alert_fired_s, confirmed.alert_delivered_s, confirmed.alert_resolved_s = 9.04, 14.25, 88.0
+    confirmed.alert_log = [AlertLogEntry(14.2, "pages", "firing"), AlertLogEntry(88.0, "pages", "resolved")]
     missed = _result("redis-replica-kill", 0, "redis0", "redis0", 0)
     lossy = _result("postgres-primary-kill", 12, "pg0", "pg1", 3)
     as_json, as_md = write_report([confirmed, missed, lossy], tmp_path)
@@ -43,3 +44,8 @@ def test_the_report_has_one_row_per_drill_with_its_verdict(tmp_path: Path) -> No
     assert (records[0]["alert_fired_s"], records[0]["alert_delivered_s"]) == (9.04, 14.25)
     assert records[0]["alert_resolved_s"] == 88.0 and records[1]["alert_resolved_s"] is None
     assert markdown([confirmed]) in as_md.read_text()
+    # The receiver's log of each drill's alert follows the table, from what it recorded.
+    log = as_md.read_text().split("## The alert receiver's log", 1)[1]
+    assert "- redis-master-kill (RedisMasterChanged): 14.2 s pages firing, 88.0 s pages resolved" in log
+    assert "- redis-replica-kill (-): nothing received" in log
+    assert records[0]["alert_log"][1] == {"at_s": 88.0, "receiver": "pages", "status": "resolved"}
