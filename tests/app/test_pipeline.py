@@ -1,8 +1,10 @@
 """The app end to end on the test session's platform: frame in through the API, detections
-out through the API; the worker killed mid-stream loses and double-counts nothing."""
+out through the API; the worker killed mid-stream, or its object store gone mid-backlog (the
+worker rewinds its pipeline), loses and double-counts nothing."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,8 @@ import psycopg
 import pytest
 
 from app.smoke import run_smoke
+from infra.kernel.health import wait_until
+from infra.local.stacks import Minio
 from tests.conftest import RunningPlatform
 
 pytestmark = pytest.mark.platform
@@ -78,6 +82,69 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(local_platform: R
             headers={**headers, "Idempotency-Key": "k0"},
         )
         assert again.status_code == 202 and again.json()["frame_id"] == frame_ids[0]
+    _assert_each_frame_recorded_once(local_platform, camera, frame_ids)
+
+
+def _post_frames(api: httpx.Client, key: str, camera: str, count: int) -> list[str]:
+    frame_ids = []
+    for index in range(count):
+        sample = SAMPLES[index % len(SAMPLES)]
+        response = api.post(
+            f"/v1/cameras/{camera}/frames",
+            files={"file": (sample.name, sample.read_bytes(), "image/jpeg")},
+            headers={"X-API-Key": key, "Idempotency-Key": f"k{index}"},
+        )
+        assert response.status_code == 202, response.text
+        frame_ids.append(response.json()["frame_id"])
+    return frame_ids
+
+
+def _failed_frames(local_platform: RunningPlatform) -> float:
+    """The worker's count of frames whose batch failed and was rewound (its own metric)."""
+    url = f"http://127.0.0.1:{local_platform.cfg.ports.worker_metrics}/metrics"
+    found = re.search(
+        r'^its_worker_frames_total\{outcome="failed"\} (\S+)$', httpx.get(url, timeout=5).text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_an_object_store_outage_mid_backlog_rewinds_and_records_each_frame_once(
+    local_platform: RunningPlatform,
+) -> None:
+    """A backlog is waiting when the worker starts and MinIO is gone: every batch's fetch fails,
+    the pipeline rewinds (its failed-frames count grows); once MinIO is back each frame is
+    recorded exactly once."""
+    supervisor = local_platform.supervisor
+    camera = f"outage-{uuid.uuid4().hex[:6]}"
+    with httpx.Client(base_url=local_platform.api_url, timeout=15) as api:
+        _register(api, local_platform.operator_key, camera, threshold=1)
+        supervisor.stop("worker")
+        try:
+            frame_ids = _post_frames(api, local_platform.operator_key, camera, 24)
+            supervisor.stop("minio")
+        finally:
+            supervisor.start("worker")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                failed = _failed_frames(local_platform)
+            except httpx.HTTPError:
+                failed = 0.0  # still starting: its metrics endpoint is not up yet
+            if failed > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert failed > 0, "the worker never saw the store fail: the fault did not happen"
+    finally:
+        supervisor.start("minio")
+        # Healthy again before anything else runs: the tests after this one use the store.
+        wait_until("minio", local_platform.platform.stack(Minio).health, 60)
+    _assert_each_frame_recorded_once(local_platform, camera, frame_ids)
+
+
+def _assert_each_frame_recorded_once(
+    local_platform: RunningPlatform, camera: str, frame_ids: list[str]
+) -> None:
     deadline = time.monotonic() + 180
     with psycopg.connect(local_platform.database_dsn) as conn:
         while True:
