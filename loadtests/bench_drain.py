@@ -39,6 +39,7 @@ from app.common.contracts import FRAMES_BUCKET, FRAMES_TOPIC, FrameEvent, frame_
 from app.common.settings import Settings
 from app.worker.consumer import Worker
 from app.worker.detector import Detector, resolve_weights
+from infra.kernel.ports import free_port
 from infra.local.config import LocalPlatformConfig
 from infra.local.platform import Platform
 from infra.local.stacks import App, Kafka, Minio, Postgres
@@ -157,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             staged = stage(platform, args.frames)
             decoded = [Image.open(io.BytesIO(data)).convert("RGB") for data in staged.images]
             bare_rates.append(bare_rate(detector, decoded, settings.worker_batch_size))
-            rate, first = asyncio.run(drain(settings, dsn, staged))
+            # Each round's worker serves its metrics on a port of its own (a server never stops).
+            os.environ["ITS_WORKER_METRICS_PORT"] = str(free_port())
+            rate, first = asyncio.run(drain(Settings(), dsn, staged))
             drain_rates.append(rate)
             print(
                 f"round {round_number}: bare {bare_rates[-1]:.1f} frames/s, drain {rate:.1f} frames/s "

@@ -8,11 +8,22 @@ own platform and cluster beside a developer's. Bases stay below Linux's ephemera
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from infra.kernel.layout import HOST
+
 EPHEMERAL_START = 32768
 Offset = int | list[int]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the kernel picks it from the ephemeral range),
+    for a short-lived server of a test or benchmark beside the fixed sets."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
 
 
 class PortError(ValueError):

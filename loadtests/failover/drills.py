@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -45,6 +44,7 @@ from infra.facts.redis import redis_settings
 from infra.facts.vault import vault_layout
 from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
+from infra.kernel.ports import free_port
 from infra.local import backup
 from infra.local.alerts import AlertReceiver, Timings, fired_at, rule
 from infra.local.platform import Platform
@@ -62,12 +62,6 @@ CONFIRM_WITHIN = 20
 VAULT_DOWN_SECONDS = 3
 MASTER = redis_settings().master_name
 LOGS_BUCKET = buckets().buckets.logs.name
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def _quiet(_: str) -> None:

@@ -4,7 +4,6 @@ and the webhook receiver, run as its own process, read back through the typed re
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from infra.kernel.layout import HOST
+from infra.kernel.ports import free_port
 from infra.local.alerts import AlertReceiver
 from infra.local.config import LocalPlatformConfig
 from infra.local.stacks.monitoring import ALERTMANAGER_CONFIG, local_alertmanager_config
@@ -54,12 +54,6 @@ def test_the_local_config_changes_only_the_receivers_and_the_root_timing(tmp_pat
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def _start(port: int, journal: Path) -> subprocess.Popen[bytes]:
     token_file = journal.parent / "token"
     token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +81,7 @@ def _start(port: int, journal: Path) -> subprocess.Popen[bytes]:
 
 @pytest.fixture
 def receiver_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    port, journal = _free_port(), tmp_path / "alerts" / "notifications.jsonl"
+    port, journal = free_port(), tmp_path / "alerts" / "notifications.jsonl"
     process = _start(port, journal)
     yield port, journal
     process.terminate()
@@ -178,7 +172,7 @@ def test_the_receiver_will_not_start_on_an_empty_token(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "infra.local.alert_receiver",
-            f"--port={_free_port()}",
+            f"--port={free_port()}",
             f"--log={tmp_path / 'journal.jsonl'}",
             f"--token-file={token_file}",
         ],
@@ -191,7 +185,7 @@ def test_the_receiver_will_not_start_on_an_empty_token(tmp_path: Path) -> None:
 
 
 def test_what_was_received_survives_a_restart_of_the_receiver(tmp_path: Path) -> None:
-    port, journal = _free_port(), tmp_path / "notifications.jsonl"
+    port, journal = free_port(), tmp_path / "notifications.jsonl"
     first = _start(port, journal)
     reader = AlertReceiver(f"http://{HOST}:{port}", TOKEN)
     httpx.post(
