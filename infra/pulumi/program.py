@@ -1,4 +1,5 @@
-"""The stack: config, then network, cluster, node pools, add-ons, the data stacks and the GitOps root."""
+"""The stack: config, then network, cluster, node pools, add-ons, storage, the data stacks and the
+GitOps root."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
 from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
+from infra.pulumi.storage import Storage, StorageArgs
 
 ARGOCD_RELEASE = "argocd"
 
@@ -93,6 +95,18 @@ def run(config: StackConfig | None = None) -> None:
             depends_on=list(node_pools.node_groups.values()),
         ),
     )
+    # The default StorageClass: every PersistentVolumeClaim of the data stacks binds to it.
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            cluster_name=cfg.cluster_name,
+            ebs_csi_role_name=addons.ebs_csi_role.name,
+            provider=cluster.provider,
+            tags=tags,
+            protect=cfg.protect_stateful_resources,
+            depends_on=addons.addons,
+        ),
+    )
     # Before any release: the data stacks start with their credentials in place.
     platform_secrets = PlatformSecrets(
         "platform-secrets",
@@ -123,6 +137,7 @@ def run(config: StackConfig | None = None) -> None:
                 *addons.addons,
                 *node_pools.node_groups.values(),
                 *platform_secrets.secrets.values(),
+                storage.storage_class,
             ],
         ),
     )
