@@ -3,6 +3,8 @@ GitOps root."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
 from infra.facts.stack_config import StackConfig, from_pulumi
@@ -11,6 +13,7 @@ from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
 from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
 from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
+from infra.pulumi.load_balancer import LBC_RELEASE, LoadBalancerController, LoadBalancerControllerArgs
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
 from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
@@ -71,6 +74,7 @@ def run(config: StackConfig | None = None) -> None:
             kubernetes_version=cfg.kubernetes_version,
             environment=cfg.environment,
             private_subnet_ids=[s.id for s in network.private_subnets],
+            availability_zones=cfg.availability_zones,
             pools=cfg.node_pools,
             partition=cluster.partition,
             tags=tags,
@@ -118,6 +122,21 @@ def run(config: StackConfig | None = None) -> None:
             protect=cfg.protect_stateful_resources,
         ),
     )
+    program_values: dict[str, dict[str, Any]] = {}
+    if LBC_RELEASE in cfg.data_stacks.releases:
+        program_values[LBC_RELEASE] = LoadBalancerController(
+            "load-balancer-controller",
+            LoadBalancerControllerArgs(
+                cluster_name=cfg.cluster_name,
+                environment=cfg.environment,
+                region=cfg.region,
+                vpc_id=network.vpc.id,
+                catalogue=catalogue,
+                oidc_provider_arn=cluster.oidc_provider.arn,
+                oidc_issuer_url=cluster.oidc_issuer_url,
+                tags=tags,
+            ),
+        ).release_values
     data_stacks = DataStacks(
         "data-stacks",
         DataStacksArgs(
@@ -127,6 +146,7 @@ def run(config: StackConfig | None = None) -> None:
                 r for r in cfg.data_stacks.releases if r not in (DEVICE_PLUGIN_RELEASE, AUTOSCALER_RELEASE)
             ],
             kafka=cfg.data_stacks.kafka,
+            program_values=program_values,
             provider=cluster.provider,
             protect=cfg.protect_stateful_resources,
             kafka_client_namespaces=[

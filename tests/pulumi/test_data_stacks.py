@@ -55,6 +55,7 @@ def test_catalogue_schema_and_exact_pins() -> None:
         "dcgm-exporter": "gpu-operator",
         "traefik": "traefik",
         "cluster-autoscaler": "kube-system",
+        "aws-load-balancer-controller": "kube-system",
     }
     assert {n: load_catalogue().release(n).namespace for n in names} == expected
     waves = {r.name: r.sync_wave for r in load_catalogue().releases}
