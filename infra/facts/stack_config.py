@@ -210,6 +210,13 @@ class DataStacksConfig(_Model):
         return value
 
 
+class PostgresBackupsConfig(_Model):
+    # COMPLIANCE: no one, the account's root included, shortens a lock or deletes a locked
+    # backup; GOVERNANCE: an identity with s3:BypassGovernanceRetention may (the backup role
+    # never has it). How long a lock lasts: infrastructure/database/recovery.yaml.
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"]
+
+
 class StackConfig(_Model):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     environment: Environment
@@ -227,6 +234,7 @@ class StackConfig(_Model):
     tags: dict[str, str]
     node_pools: list[NodePool] = Field(min_length=1)
     data_stacks: DataStacksConfig
+    postgres_backups: PostgresBackupsConfig
 
     @field_validator("availability_zones")
     @classmethod
@@ -287,6 +295,8 @@ class StackConfig(_Model):
             for i, cidr in enumerate(self.public_access_cidrs):
                 if ipaddress.ip_network(cidr).prefixlen == 0:
                     raise _KeyError(f"publicAccessCidrs[{i}]", "prod must not open the API to 0.0.0.0/0")
+        if self.environment == "prod" and self.postgres_backups.object_lock_mode != "COMPLIANCE":
+            raise _KeyError("postgresBackups.objectLockMode", "prod's backups are locked in COMPLIANCE mode")
         if "audit" not in self.cluster_log_types:
             raise _KeyError("clusterLogTypes", "must include audit")
         if self.tags.get("environment", self.environment) != self.environment:

@@ -7,8 +7,10 @@ from typing import Any
 
 import pulumi
 
+from infra.facts.recovery import recovery
 from infra.facts.stack_config import StackConfig, from_pulumi
 from infra.pulumi.addons import Addons, AddonsArgs
+from infra.pulumi.backups import PostgresBackups, PostgresBackupsArgs
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
 from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
@@ -16,6 +18,7 @@ from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
 from infra.pulumi.load_balancer import LBC_RELEASE, LoadBalancerController, LoadBalancerControllerArgs
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
+from infra.pulumi.project_charts import project_chart_values
 from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
 from infra.pulumi.storage import Storage, StorageArgs
 
@@ -161,12 +164,29 @@ def run(config: StackConfig | None = None) -> None:
             ],
         ),
     )
+    # Backups leave the cluster: the environment's bucket, written by the database's own role.
+    backups = PostgresBackups(
+        "postgres-backups",
+        PostgresBackupsArgs(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            recovery=recovery(),
+            object_lock_mode=cfg.postgres_backups.object_lock_mode,
+            namespace=chart_namespace("its-databases"),
+            service_account=str(project_chart_values("its-databases", cfg.environment)["cluster"]["name"]),
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            tags=tags,
+            protect=cfg.protect_stateful_resources,
+        ),
+    )
     if ARGOCD_RELEASE in data_stacks.releases:
         GitopsRoot(
             "gitops-root",
             GitopsRootArgs(
                 environment=cfg.environment,
                 provider=cluster.provider,
+                platform_values={"postgresBackup": backups.chart_values},
                 depends_on=[
                     *data_stacks.releases.values(),
                     *data_stacks.kafka_resources,
@@ -183,6 +203,7 @@ def run(config: StackConfig | None = None) -> None:
     pulumi.export("clusterEndpoint", cluster.cluster.endpoint)
     pulumi.export("oidcProviderArn", cluster.oidc_provider.arn)
     pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("postgresBackupBucket", backups.bucket.bucket)
     pulumi.export(
         "nodePools", {name: group.node_group_name for name, group in node_pools.node_groups.items()}
     )

@@ -111,7 +111,7 @@ def test_the_autoscaler_balances_the_zones_groups(run: StackRun) -> None:
 
 def test_the_vpc_cni_uses_its_own_role(run: StackRun) -> None:
     (cni,) = [a for a in run.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni"]
-    assert cni.inputs["serviceAccountRoleArn"].endswith(":cluster-cni-irsa")
+    assert cni.inputs["serviceAccountRoleArn"].endswith(":role/cluster-cni-irsa")
     attached = [
         a.inputs["policyArn"]
         for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
@@ -137,7 +137,7 @@ def test_the_load_balancer_controller_runs_on_irsa_with_its_published_policy(run
     assert values["vpcId"] == "network-vpc-id"
     account = values["serviceAccount"]
     assert account["name"] == "aws-load-balancer-controller" and account["create"] is True
-    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":load-balancer-controller")
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":role/load-balancer-controller")
     policy = run.named("aws:iam/policy:Policy", "load-balancer-controller")
     assert json.loads(policy.inputs["policy"]) == json.loads(LBC_POLICY_FILE.read_text())
     attached = [

@@ -127,6 +127,7 @@ def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
         "nodepools-autoscaler": "system:serviceaccount:kube-system:cluster-autoscaler",
         "cluster-cni-irsa": "system:serviceaccount:kube-system:aws-node",
         "load-balancer-controller": "system:serviceaccount:kube-system:aws-load-balancer-controller",
+        "postgres-backups-backup-tool": "system:serviceaccount:data:its-postgres",
     }
     assert set(irsa) == set(expected)
     issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
@@ -139,7 +140,7 @@ def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
     addon = next(
         a for a in run.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"
     )
-    assert addon.inputs["serviceAccountRoleArn"].endswith(":addons-ebs-csi")
+    assert addon.inputs["serviceAccountRoleArn"].endswith(":role/addons-ebs-csi")
 
 
 def test_node_pools_match_config(run: StackRun) -> None:
@@ -246,7 +247,7 @@ def test_the_autoscaler_gets_the_cluster_its_region_and_its_role_and_may_resize_
     assert values["autoDiscovery"] == {"clusterName": cfg.cluster_name}
     assert values["awsRegion"] == cfg.region
     account = values["rbac"]["serviceAccount"]
-    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":nodepools-autoscaler")
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":role/nodepools-autoscaler")
     assert account["name"] == files["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
     assert values["image"]["tag"].startswith(f"v{cfg.kubernetes_version}.")
     (policy,) = [p for p in run.of_type("aws:iam/policy:Policy") if p.name == "nodepools-autoscaler"]
@@ -268,6 +269,8 @@ STATEFUL_TYPES = frozenset(
         "aws:kms/key:Key",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:eks/cluster:Cluster",
+        # The PostgreSQL backups (and their key, above).
+        "aws:s3/bucket:Bucket",
         "kubernetes:kafka.strimzi.io/v1beta2:Kafka",
         "kubernetes:kafka.strimzi.io/v1beta2:KafkaNodePool",
         # Generated secrets: the state holds the only copy of each password and key.

@@ -30,6 +30,8 @@ NON_TAGGABLE = frozenset(
         "aws:s3/bucketAcl:BucketAcl",
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
         "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     }
 )
