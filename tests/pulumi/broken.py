@@ -55,4 +55,16 @@ BROKEN_CONFIGS = (
         {"its-camera-ai:nodePools": pools_with("prod", 2, maxSize=1)},
         ("Pulumi.prod.yaml", "its-camera-ai:nodePools[2].maxSize", "must be >= minSize"),
     ),
+    BrokenConfig(
+        "zonal-pool-smaller-than-its-zones",
+        "dev",
+        {"its-camera-ai:nodePools": pools_with("dev", 1, minSize=1, desiredSize=1, maxSize=2)},
+        ("Pulumi.dev.yaml", "its-camera-ai:nodePools[1].maxSize", "zonal pool needs maxSize >= 3"),
+    ),
+    BrokenConfig(
+        "prod-backups-not-in-compliance-mode",
+        "prod",
+        {"its-camera-ai:postgresBackups": {"objectLockMode": "GOVERNANCE"}},
+        ("Pulumi.prod.yaml", "its-camera-ai:postgresBackups.objectLockMode", "COMPLIANCE"),
+    ),
 )
