@@ -30,6 +30,9 @@ POOL_LABEL = "its.ai/pool"
 GPU_LABEL = "nvidia.com/gpu.present"
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_RESOURCE = "nvidia.com/gpu"
+# The label cluster-autoscaler's AWS provider reads to know a node (or a node group's template)
+# has GPUs: without it, it scales up GPU nodes for pods that wait on the device plugin, again.
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 REQUIRED_TAGS = ("owner", "cost-center", "environment")
 EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "metrics-server")
 ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -93,6 +96,9 @@ class NodePool(_Model):
     gpu: bool
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
+    # One node group per availability zone (for pools that host EBS-backed pods: a volume lives
+    # in one zone, and only a group of that zone can make a node for its pod).
+    zonal: bool = False
 
     @field_validator("instance_types")
     @classmethod
@@ -110,6 +116,8 @@ class NodePool(_Model):
             errors.append("maxSize: must be >= minSize")
         if not self.min_size <= self.desired_size <= self.max_size:
             errors.append("desiredSize: must be between minSize and maxSize")
+        if ACCELERATOR_LABEL in self.labels:
+            errors.append(f"labels.{ACCELERATOR_LABEL}: set from {_rel(INSTANCE_TYPES_FILE)}; leave it out")
         if self.labels.get(POOL_LABEL, self.name) != self.name:
             errors.append(f"labels.{POOL_LABEL}: must equal the pool name {self.name!r} (or be left out)")
         nvidia_ami = "NVIDIA" in self.ami_type.upper()
@@ -123,6 +131,9 @@ class NodePool(_Model):
                 errors.append(f'labels: a gpu pool needs {GPU_LABEL}: "true"')
             if REQUIRED_GPU_TAINT not in self.taints:
                 errors.append(f"taints: a gpu pool needs the taint {REQUIRED_GPU_TAINT.as_kubernetes()}")
+            models = sorted({str(instance_types()[t].gpu_model) for t in gpu_types})
+            if len(models) > 1:
+                errors.append(f"instanceTypes: a gpu pool needs one GPU model, not {models}")
         else:
             if gpu_types:
                 errors.append(f"instanceTypes: {gpu_types} have GPUs; set gpu: true or pick CPU types")
@@ -133,8 +144,28 @@ class NodePool(_Model):
         return self
 
     def kubernetes_labels(self) -> dict[str, str]:
-        """The node labels every node of the pool carries (the pool label is always added)."""
-        return {**self.labels, POOL_LABEL: self.name}
+        """The node labels every node of the pool carries (the pool label is always added, and
+        on a GPU pool the accelerator label)."""
+        accelerator = {ACCELERATOR_LABEL: self.accelerator()} if self.gpu else {}
+        return {**self.labels, **accelerator, POOL_LABEL: self.name}
+
+    def accelerator(self) -> str:
+        """The GPU model of a GPU pool as a label value (instance-types.yaml's gpuModel,
+        `NVIDIA A10G` -> `nvidia-a10g`)."""
+        model = instance_types()[self.instance_types[0]].gpu_model
+        if not self.gpu or model is None:
+            raise ValueError(f"pool {self.name}: not a gpu pool")
+        return "-".join(model.lower().split())
+
+    def zone_sizes(self, zones: int) -> list[tuple[int, int, int]]:
+        """(min, max, desired) of each zone's node group of a zonal pool: each bound split as
+        evenly as it goes, the remainder to the first zones. The same split of every bound keeps
+        min <= desired <= max in every zone, and the zones' sums are the pool's bounds."""
+
+        def split(total: int) -> list[int]:
+            return [total // zones + (1 if index < total % zones else 0) for index in range(zones)]
+
+        return list(zip(split(self.min_size), split(self.max_size), split(self.desired_size), strict=True))
 
     def gpus_per_node(self) -> int:
         """GPUs of the smallest instance type (what the autoscaler may assume for scale-from-zero)."""
@@ -179,6 +210,13 @@ class DataStacksConfig(_Model):
         return value
 
 
+class PostgresBackupsConfig(_Model):
+    # COMPLIANCE: no one, the account's root included, shortens a lock or deletes a locked
+    # backup; GOVERNANCE: an identity with s3:BypassGovernanceRetention may (the backup role
+    # never has it). How long a lock lasts: infrastructure/database/recovery.yaml.
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"]
+
+
 class StackConfig(_Model):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     environment: Environment
@@ -196,6 +234,7 @@ class StackConfig(_Model):
     tags: dict[str, str]
     node_pools: list[NodePool] = Field(min_length=1)
     data_stacks: DataStacksConfig
+    postgres_backups: PostgresBackupsConfig
 
     @field_validator("availability_zones")
     @classmethod
@@ -256,12 +295,21 @@ class StackConfig(_Model):
             for i, cidr in enumerate(self.public_access_cidrs):
                 if ipaddress.ip_network(cidr).prefixlen == 0:
                     raise _KeyError(f"publicAccessCidrs[{i}]", "prod must not open the API to 0.0.0.0/0")
+        if self.environment == "prod" and self.postgres_backups.object_lock_mode != "COMPLIANCE":
+            raise _KeyError("postgresBackups.objectLockMode", "prod's backups are locked in COMPLIANCE mode")
         if "audit" not in self.cluster_log_types:
             raise _KeyError("clusterLogTypes", "must include audit")
         if self.tags.get("environment", self.environment) != self.environment:
             raise _KeyError("tags.environment", f"must equal environment {self.environment!r}")
         if not any(not p.gpu for p in self.node_pools):
             raise _KeyError("nodePools", "needs at least one CPU pool")
+        zones = len(self.availability_zones)
+        for i, pool in enumerate(self.node_pools):
+            if pool.zonal and pool.max_size < zones:
+                raise _KeyError(
+                    f"nodePools[{i}].maxSize",
+                    f"a zonal pool needs maxSize >= {zones} (one node group per availability zone)",
+                )
         return self
 
     @property

@@ -15,6 +15,7 @@ from infra.facts.stack_config import AccessEntry
 from infra.pulumi.aws_common import (
     STS_AUDIENCE,
     encrypted_log_group,
+    irsa_role,
     managed_policy_arn,
     service_trust_policy,
 )
@@ -26,6 +27,9 @@ ACCESS_POLICIES = {
 }
 # Installed before any node joins: a node without the CNI never becomes Ready.
 PRE_NODE_ADDONS = ("vpc-cni", "kube-proxy")
+# The VPC CNI's daemon (aws-node) manages the nodes' network interfaces with its own IRSA role,
+# so AmazonEKS_CNI_Policy is not on the node role (nodepools.py).
+CNI_NAMESPACE, CNI_SERVICE_ACCOUNT = "kube-system", "aws-node"
 
 
 @dataclass(frozen=True)
@@ -179,12 +183,24 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[access_entry]),
             )
 
+        self.cni_role = irsa_role(
+            f"{name}-cni-irsa",
+            oidc_provider_arn=self.oidc_provider.arn,
+            oidc_issuer_url=self.oidc_issuer_url,
+            namespace=CNI_NAMESPACE,
+            service_account=CNI_SERVICE_ACCOUNT,
+            policy_arns=[managed_policy_arn(partition, "AmazonEKS_CNI_Policy")],
+            tags=tags,
+            parent=self,
+        )
+        role_of = {"vpc-cni": self.cni_role.arn}
         self.addons = [
             aws.eks.Addon(
                 f"{name}-{addon}",
                 cluster_name=self.cluster.name,
                 addon_name=addon,
                 addon_version=args.addon_versions[addon],
+                service_account_role_arn=role_of.get(addon),
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 tags=tags,

@@ -3,8 +3,8 @@ wave, and the Kafka cluster its-kafka (Strimzi custom resources, KRaft)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
@@ -97,6 +97,8 @@ class DataStacksArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     # Namespaces whose pods may reach the Kafka listener (the app, KEDA's lag scaler).
     kafka_client_namespaces: Sequence[str] = ()
+    # Values of a release that only other components know (an IRSA role's ARN, the VPC's id).
+    program_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def kafka_node_pool_spec(kafka: KafkaConfig) -> dict[str, Any]:
@@ -179,6 +181,14 @@ def kafka_spec(kafka: KafkaConfig, client_namespaces: Sequence[str] = ()) -> dic
     }
 
 
+def _program_values(args: DataStacksArgs, release: str) -> Mapping[str, Any] | None:
+    if release in PROGRAM_VALUES and release in args.program_values:
+        raise ValueError(f"{release}: program values come from two places")
+    if release in PROGRAM_VALUES:
+        return PROGRAM_VALUES[release]()
+    return args.program_values.get(release)
+
+
 class DataStacks(pulumi.ComponentResource):
     def __init__(self, name: str, args: DataStacksArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("its:data:DataStacks", name, None, opts)
@@ -194,7 +204,7 @@ class DataStacks(pulumi.ComponentResource):
                     parent=self,
                     depends_on=previous_waves,
                     protect=args.protect,
-                    program_values=PROGRAM_VALUES[release.name]() if release.name in PROGRAM_VALUES else None,
+                    program_values=_program_values(args, release.name),
                 )
                 for release in wave
             }

@@ -6,13 +6,22 @@ The overlay's kustomize replacements copy each setting of `envs/<env>/settings.y
 targetRevision, ...) over its placeholder in `base/` (REPO_URL, TARGET_REVISION, ...);
 `render_gitops_root` does the same substitution, and tests/pulumi compares the result with
 `kubectl kustomize envs/<env>` so the two cannot drift apart.
+
+Values from the program. What only the program knows about the environment's account (the
+PostgreSQL backup bucket, its region, the database's IRSA role) reaches the charts ArgoCD syncs
+one way: the program writes it as `platform` into the root Application's Helm values
+(with_platform_values); the app of apps (infrastructure/gitops/bootstrap) hands `platform` to
+each child Application whose chart entry sets `platformValues: true`, as its `platform` value.
+Git never holds these; an Application applied from Git alone (the local cluster) has none, and
+a chart that needs them fails to render, naming them (docs/runbooks/gitops.md).
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +40,8 @@ class GitopsRootArgs:
     provider: k8s.Provider
     # ArgoCD and the data stacks: the root syncs charts that configure them.
     depends_on: Sequence[pulumi.Resource] = ()
+    # `platform` of the app of apps: the program's outputs the charts need (module docstring).
+    platform_values: Mapping[str, Any] = field(default_factory=dict)
 
 
 def gitops_settings(environment: str, gitops_dir: Path = GITOPS_DIR) -> dict[str, str]:
@@ -82,6 +93,27 @@ def render_gitops_root(environment: str, gitops_dir: Path = GITOPS_DIR) -> list[
     return objects
 
 
+ROOT_APPLICATION = "its-bootstrap"
+BOOTSTRAP_PATH = "infrastructure/gitops/bootstrap"
+
+
+def bootstrap_source(root: Mapping[str, Any]) -> dict[str, Any]:
+    """The root Application's source that renders the app of apps."""
+    (source,) = [s for s in root["spec"]["sources"] if s.get("path") == BOOTSTRAP_PATH]
+    return dict(source)
+
+
+def with_platform_values(document: dict[str, Any], platform: Mapping[str, Any]) -> dict[str, Any]:
+    """The root Application with the program's `platform` values in its bootstrap source's
+    valuesObject (the source with the bootstrap chart's path); other objects unchanged."""
+    if document.get("kind") != "Application" or document["metadata"]["name"] != ROOT_APPLICATION:
+        return document
+    out = copy.deepcopy(document)
+    (source,) = [s for s in out["spec"]["sources"] if s.get("path") == BOOTSTRAP_PATH]
+    source["helm"].setdefault("valuesObject", {})["platform"] = dict(platform)
+    return out
+
+
 class GitopsRoot(pulumi.ComponentResource):
     def __init__(self, name: str, args: GitopsRootArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("its:gitops:GitopsRoot", name, None, opts)
@@ -89,7 +121,10 @@ class GitopsRoot(pulumi.ComponentResource):
         self.object_names: list[str] = []
         previous: list[pulumi.Resource] = list(args.depends_on)
         # The project first: the root Application is rejected while its project does not exist.
-        for document in sorted(render_gitops_root(args.environment), key=lambda d: d["kind"] != "AppProject"):
+        documents = [
+            with_platform_values(d, args.platform_values) for d in render_gitops_root(args.environment)
+        ]
+        for document in sorted(documents, key=lambda d: d["kind"] != "AppProject"):
             metadata = document["metadata"]
             created = k8s.apiextensions.CustomResource(
                 f"{name}-{document['kind'].lower()}-{metadata['name']}",

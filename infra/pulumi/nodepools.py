@@ -17,7 +17,12 @@ from infra.facts.stack_config import GPU_RESOURCE, NodePool
 from infra.pulumi.aws_common import irsa_role, managed_policy_arn, service_trust_policy
 from infra.pulumi.catalogue import Catalogue, helm_release
 
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+# The CNI's AmazonEKS_CNI_Policy is not here: the vpc-cni add-on has its own IRSA role
+# (cluster.py), so no pod that reaches the node's credentials can rewrite the VPC's interfaces.
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+# IMDSv2 only, and a hop limit of 1: a pod in its own network namespace is one hop further and
+# never gets the node role's credentials (pods use IRSA). Host-network pods still reach it.
+IMDS_HOP_LIMIT = 1
 # Kubernetes taint effects as the EKS API spells them.
 EKS_TAINT_EFFECTS = {
     "NoSchedule": "NO_SCHEDULE",
@@ -73,13 +78,36 @@ def autoscaler_policy(cluster_name: str) -> str:
 
 
 @dataclass(frozen=True)
+class GroupLayout:
+    """One EKS node group of a pool: its name, its zones and its (min, max, desired)."""
+
+    name: str
+    zones: tuple[str, ...]
+    sizes: tuple[int, int, int]
+
+
+def node_group_layout(pool: NodePool, zones: Sequence[str], region: str) -> list[GroupLayout]:
+    """A pool's node groups: one over every zone, or for a zonal pool one per zone, named
+    <pool>-<zone letter> (general-a), with the pool's bounds split between them. With
+    balance-similar-node-groups the autoscaler keeps the zones' groups the same size."""
+    if not pool.zonal:
+        return [GroupLayout(pool.name, tuple(zones), (pool.min_size, pool.max_size, pool.desired_size))]
+    return [
+        GroupLayout(f"{pool.name}-{zone.removeprefix(region)}", (zone,), sizes)
+        for zone, sizes in zip(zones, pool.zone_sizes(len(zones)), strict=True)
+    ]
+
+
+@dataclass(frozen=True)
 class NodePoolsArgs:
     # The cluster's output name (so node groups wait for the cluster) and the same name as text.
     cluster_name: pulumi.Input[str]
     cluster_display_name: str
     kubernetes_version: str
     environment: str
+    # The private subnets, one per zone, in the order of availability_zones.
     private_subnet_ids: Sequence[pulumi.Input[str]]
+    availability_zones: Sequence[str]
     pools: Sequence[NodePool]
     partition: pulumi.Input[str]
     tags: Mapping[str, str]
@@ -124,9 +152,15 @@ class NodePools(pulumi.ComponentResource):
             for policy in NODE_POLICIES
         ]
 
+        # Node groups by their EKS name: the pool's, or <pool>-<zone letter> for a zonal pool.
         self.node_groups: dict[str, aws.eks.NodeGroup] = {}
         for pool in args.pools:
-            self.node_groups[pool.name] = self._node_group(name, args, pool, tags, attachments)
+            template = self._launch_template(name, args, pool, tags)
+            for group in node_group_layout(pool, args.availability_zones, args.region):
+                subnets = [args.private_subnet_ids[args.availability_zones.index(z)] for z in group.zones]
+                self.node_groups[group.name] = self._node_group(
+                    name, args, pool, group, subnets, template, tags, attachments
+                )
 
         # The releases of this component: the device plugin and the autoscaler.
         self.releases: dict[str, k8s.helm.v3.Release] = {}
@@ -175,17 +209,11 @@ class NodePools(pulumi.ComponentResource):
             },
         )
 
-    def _node_group(
-        self,
-        name: str,
-        args: NodePoolsArgs,
-        pool: NodePool,
-        tags: dict[str, str],
-        attachments: list[aws.iam.RolePolicyAttachment],
-    ) -> aws.eks.NodeGroup:
-        child = pulumi.ResourceOptions(parent=self)
+    def _launch_template(
+        self, name: str, args: NodePoolsArgs, pool: NodePool, tags: dict[str, str]
+    ) -> aws.ec2.LaunchTemplate:
         node_tags = {**tags, "Name": f"{args.cluster_display_name}-{pool.name}"}
-        template = aws.ec2.LaunchTemplate(
+        return aws.ec2.LaunchTemplate(
             f"{name}-{pool.name}",
             description=f"Nodes of the {pool.name} pool",
             block_device_mappings=[
@@ -199,29 +227,41 @@ class NodePools(pulumi.ComponentResource):
                     ),
                 )
             ],
-            # IMDSv2 only; hop limit 2 lets pods on the host network reach it, no further.
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=2
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=IMDS_HOP_LIMIT
             ),
             tag_specifications=[
                 aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=node_tags)
                 for kind in ("instance", "volume", "network-interface")
             ],
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        group = aws.eks.NodeGroup(
-            f"{name}-{pool.name}",
+
+    def _node_group(
+        self,
+        name: str,
+        args: NodePoolsArgs,
+        pool: NodePool,
+        group: GroupLayout,
+        subnet_ids: list[pulumi.Input[str]],
+        template: aws.ec2.LaunchTemplate,
+        tags: dict[str, str],
+        attachments: list[aws.iam.RolePolicyAttachment],
+    ) -> aws.eks.NodeGroup:
+        min_size, max_size, desired_size = group.sizes
+        node_group = aws.eks.NodeGroup(
+            f"{name}-{group.name}",
             cluster_name=args.cluster_name,
-            node_group_name=pool.name,
+            node_group_name=group.name,
             version=args.kubernetes_version,
             node_role_arn=self.node_role.arn,
-            subnet_ids=list(args.private_subnet_ids),
+            subnet_ids=subnet_ids,
             instance_types=list(pool.instance_types),
             capacity_type=pool.capacity_type,
             ami_type=pool.ami_type,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired_size
+                min_size=min_size, max_size=max_size, desired_size=desired_size
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=33),
             labels=pool.kubernetes_labels(),
@@ -241,12 +281,12 @@ class NodePools(pulumi.ComponentResource):
             ),
         )
         # Node group tags stay on the EKS object; the autoscaler reads them from the ASG.
-        asg_name = group.resources.apply(lambda r: str(r[0]["autoscaling_groups"][0]["name"]))
+        asg_name = node_group.resources.apply(lambda r: str(r[0]["autoscaling_groups"][0]["name"]))
         for key, value in autoscaler_template_tags(pool).items():
             aws.autoscaling.Tag(
-                f"{name}-{pool.name}-{key.removeprefix(AUTOSCALER_TEMPLATE + '/').replace('/', '-')}",
+                f"{name}-{group.name}-{key.removeprefix(AUTOSCALER_TEMPLATE + '/').replace('/', '-')}",
                 autoscaling_group_name=asg_name,
                 tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
-                opts=pulumi.ResourceOptions(parent=group),
+                opts=pulumi.ResourceOptions(parent=node_group),
             )
-        return group
+        return node_group

@@ -1,18 +1,26 @@
-"""The stack: config, then network, cluster, node pools, add-ons, the data stacks and the GitOps root."""
+"""The stack: config, then network, cluster, node pools, add-ons, storage, the data stacks and the
+GitOps root."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
+from infra.facts.recovery import recovery
 from infra.facts.stack_config import StackConfig, from_pulumi
 from infra.pulumi.addons import Addons, AddonsArgs
+from infra.pulumi.backups import PostgresBackups, PostgresBackupsArgs
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
 from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
 from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
+from infra.pulumi.load_balancer import LBC_RELEASE, LoadBalancerController, LoadBalancerControllerArgs
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
+from infra.pulumi.project_charts import project_chart_values
 from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
+from infra.pulumi.storage import Storage, StorageArgs
 
 ARGOCD_RELEASE = "argocd"
 
@@ -69,6 +77,7 @@ def run(config: StackConfig | None = None) -> None:
             kubernetes_version=cfg.kubernetes_version,
             environment=cfg.environment,
             private_subnet_ids=[s.id for s in network.private_subnets],
+            availability_zones=cfg.availability_zones,
             pools=cfg.node_pools,
             partition=cluster.partition,
             tags=tags,
@@ -93,6 +102,18 @@ def run(config: StackConfig | None = None) -> None:
             depends_on=list(node_pools.node_groups.values()),
         ),
     )
+    # The default StorageClass: every PersistentVolumeClaim of the data stacks binds to it.
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            cluster_name=cfg.cluster_name,
+            ebs_csi_role_name=addons.ebs_csi_role.name,
+            provider=cluster.provider,
+            tags=tags,
+            protect=cfg.protect_stateful_resources,
+            depends_on=addons.addons,
+        ),
+    )
     # Before any release: the data stacks start with their credentials in place.
     platform_secrets = PlatformSecrets(
         "platform-secrets",
@@ -104,6 +125,21 @@ def run(config: StackConfig | None = None) -> None:
             protect=cfg.protect_stateful_resources,
         ),
     )
+    program_values: dict[str, dict[str, Any]] = {}
+    if LBC_RELEASE in cfg.data_stacks.releases:
+        program_values[LBC_RELEASE] = LoadBalancerController(
+            "load-balancer-controller",
+            LoadBalancerControllerArgs(
+                cluster_name=cfg.cluster_name,
+                environment=cfg.environment,
+                region=cfg.region,
+                vpc_id=network.vpc.id,
+                catalogue=catalogue,
+                oidc_provider_arn=cluster.oidc_provider.arn,
+                oidc_issuer_url=cluster.oidc_issuer_url,
+                tags=tags,
+            ),
+        ).release_values
     data_stacks = DataStacks(
         "data-stacks",
         DataStacksArgs(
@@ -113,6 +149,7 @@ def run(config: StackConfig | None = None) -> None:
                 r for r in cfg.data_stacks.releases if r not in (DEVICE_PLUGIN_RELEASE, AUTOSCALER_RELEASE)
             ],
             kafka=cfg.data_stacks.kafka,
+            program_values=program_values,
             provider=cluster.provider,
             protect=cfg.protect_stateful_resources,
             kafka_client_namespaces=[
@@ -123,7 +160,24 @@ def run(config: StackConfig | None = None) -> None:
                 *addons.addons,
                 *node_pools.node_groups.values(),
                 *platform_secrets.secrets.values(),
+                storage.storage_class,
             ],
+        ),
+    )
+    # Backups leave the cluster: the environment's bucket, written by the database's own role.
+    backups = PostgresBackups(
+        "postgres-backups",
+        PostgresBackupsArgs(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            recovery=recovery(),
+            object_lock_mode=cfg.postgres_backups.object_lock_mode,
+            namespace=chart_namespace("its-databases"),
+            service_account=str(project_chart_values("its-databases", cfg.environment)["cluster"]["name"]),
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            tags=tags,
+            protect=cfg.protect_stateful_resources,
         ),
     )
     if ARGOCD_RELEASE in data_stacks.releases:
@@ -132,6 +186,7 @@ def run(config: StackConfig | None = None) -> None:
             GitopsRootArgs(
                 environment=cfg.environment,
                 provider=cluster.provider,
+                platform_values={"postgresBackup": backups.chart_values},
                 depends_on=[
                     *data_stacks.releases.values(),
                     *data_stacks.kafka_resources,
@@ -148,6 +203,7 @@ def run(config: StackConfig | None = None) -> None:
     pulumi.export("clusterEndpoint", cluster.cluster.endpoint)
     pulumi.export("oidcProviderArn", cluster.oidc_provider.arn)
     pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("postgresBackupBucket", backups.bucket.bucket)
     pulumi.export(
         "nodePools", {name: group.node_group_name for name, group in node_pools.node_groups.items()}
     )

@@ -118,7 +118,7 @@ class PlatformSecrets(pulumi.ComponentResource):
         if REDIS_RELEASE in args.releases:
             self._redis()
         if MINIO_RELEASE in args.releases:
-            self._minio(databases)
+            self._minio()
         self._vault_seed[seed_key("its/api/pepper")] = self._password(
             "its-api-pepper", length=PEPPER_LENGTH, special=True
         ).apply(lambda pepper: {"pepper": pepper})
@@ -290,7 +290,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 },
             )
 
-    def _minio(self, databases: Mapping[str, Any]) -> None:
+    def _minio(self) -> None:
         release = self._args.catalogue.release(MINIO_RELEASE)
         values = release.values(self._args.environment)
         self._secret(
@@ -312,7 +312,6 @@ class PlatformSecrets(pulumi.ComponentResource):
         )
         buckets_chart = project_chart_values("its-minio-buckets", self._args.environment)["users"]
         users = buckets().users
-        backup = databases["backup"]["credentialsSecret"]
         for user in buckets().all_users():
             secret_key = self._password(f"minio-{user.name}")
             self._secret(
@@ -320,12 +319,6 @@ class PlatformSecrets(pulumi.ComponentResource):
                 f"{buckets_chart['secretPrefix']}{user.name}",
                 {buckets_chart["secretKey"]: secret_key},
             )
-            if user == users.backup:  # the database's backups log in as its-backup
-                self._secret(
-                    chart_namespace("its-databases"),
-                    backup["name"],
-                    {backup["accessKeyKey"]: user.name, backup["secretKeyKey"]: secret_key},
-                )
             for identity, owner in ((API, users.api), (WORKER, users.worker)):
                 if user == owner:
                     self._seed_path(identity, "minio", minio_credentials(user, secret_key))

@@ -33,6 +33,7 @@ OPTIONAL_APIS = (
     "postgresql.cnpg.io/v1",
     "kafka.strimzi.io/v1beta2",
     "traefik.io/v1alpha1",
+    "barmancloud.cnpg.io/v1",
 )
 DEFAULT_KUBE_VERSION = "1.33"
 
@@ -173,6 +174,32 @@ def bootstrap_values(env: str) -> dict[str, Any]:
     return _merge(base, override)
 
 
+@functools.cache
+def platform_values(env: str) -> dict[str, Any]:
+    """What the Pulumi program writes as `platform` into the environment's root Application (its
+    run under mocks, tests/pulumi): the values a chart with `platformValues: true` receives."""
+    from infra.pulumi.gitops_root import ROOT_APPLICATION
+    from tests.pulumi.stacks import stack_run
+
+    run = stack_run(env)
+    (root,) = [
+        r
+        for r in run.of_type("kubernetes:argoproj.io/v1alpha1:Application")
+        if r.inputs["metadata"]["name"] == ROOT_APPLICATION
+    ]
+    (source,) = [
+        s for s in root.inputs["spec"]["sources"] if s.get("path") == "infrastructure/gitops/bootstrap"
+    ]
+    return dict(source["helm"]["valuesObject"]["platform"])
+
+
+def platform_values_yaml(chart: str, env: str) -> str:
+    """The chart's valuesObject as the app of apps sets it: `platform` for a chart that takes it."""
+    if not bootstrap_values(env)["charts"][chart].get("platformValues"):
+        return ""
+    return yaml.safe_dump({"platform": platform_values(env)})
+
+
 def env_values_file(chart: str, env: str) -> Path:
     return GITOPS_DIR / "envs" / env / "values" / f"{chart}.yaml"
 
@@ -188,6 +215,7 @@ def env_render(chart: str, env: str, api_versions: tuple[str, ...] = OPTIONAL_AP
             namespace=spec["namespace"],
             kube=kube_version(env),
             value_files=(env_values_file(chart, env),),
+            values_yaml=platform_values_yaml(chart, env),
             api_versions=api_versions,
         )
     )

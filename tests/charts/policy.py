@@ -7,6 +7,7 @@ can both assert a clean render and prove that a broken manifest is caught.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -356,6 +357,19 @@ def _cnpg_scheduled_backup(obj: Manifest) -> list[str]:
     return problems
 
 
+def _barman_object_store(obj: Manifest) -> list[str]:
+    """barmancloud.cnpg.io/v1 ObjectStore (plugin-barman-cloud v0.13.0, plugin-barman-cloud.v1.md)."""
+    problems = _need(obj, "spec.configuration.destinationPath", "spec.retentionPolicy")
+    spec = obj.get("spec", {})
+    if not str(spec.get("configuration", {}).get("destinationPath", "")).startswith("s3://"):
+        problems.append(f"{ident(obj)}: spec.configuration.destinationPath must be an s3:// URL")
+    if not re.fullmatch(r"[1-9][0-9]*[dwm]", str(spec.get("retentionPolicy", ""))):
+        problems.append(f"{ident(obj)}: spec.retentionPolicy must be <n>d, <n>w or <n>m")
+    if spec.get("configuration", {}).get("serverName"):
+        problems.append(f"{ident(obj)}: spec.configuration.serverName must stay empty (the plugin's rule)")
+    return problems
+
+
 # Traefik Middleware kinds the charts use, and what each needs (Traefik v3 CRD fields).
 TRAEFIK_MIDDLEWARES = {"buffering": ("maxRequestBodyBytes",), "rateLimit": ("average", "burst")}
 
@@ -391,6 +405,7 @@ CUSTOM_RESOURCES: dict[tuple[str, str], Callable[[Manifest], list[str]]] = {
     ("postgresql.cnpg.io", "Cluster"): _cnpg_cluster,
     ("postgresql.cnpg.io", "Pooler"): _cnpg_pooler,
     ("postgresql.cnpg.io", "ScheduledBackup"): _cnpg_scheduled_backup,
+    ("barmancloud.cnpg.io", "ObjectStore"): _barman_object_store,
     ("traefik.io", "Middleware"): _traefik_middleware,
 }
 

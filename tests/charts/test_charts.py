@@ -519,6 +519,7 @@ OPERATOR_KINDS = {
     "Cluster",
     "Pooler",
     "ScheduledBackup",
+    "ObjectStore",
     "KafkaTopic",
     "KafkaUser",
     "TriggerAuthentication",

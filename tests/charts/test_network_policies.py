@@ -33,6 +33,7 @@ from tests.charts.helm import (
     env_render,
     env_values_file,
     kube_version,
+    platform_values_yaml,
     template,
 )
 
@@ -358,7 +359,8 @@ def override(chart: str, env: str, values: str) -> Rendered:
             namespace=_namespace(chart, env),
             kube=kube_version(env),
             value_files=(env_values_file(chart, env),),
-            values_yaml=values,
+            # The program's `platform` values first (as the app of apps passes them), then these.
+            values_yaml=platform_values_yaml(chart, env) + values,
         )
     )
 

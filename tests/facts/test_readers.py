@@ -10,6 +10,7 @@ import yaml
 
 from infra.facts._load import FactFileError, load
 from infra.facts.buckets import BUCKETS_FILE, BucketsFile, buckets
+from infra.facts.recovery import RECOVERY_FILE, Recovery, recovery
 from infra.facts.redis import redis_settings
 from infra.facts.timeseries import timeseries
 from infra.facts.topics import TOPICS_FILE, TopicsFile, topics
@@ -61,3 +62,12 @@ def test_a_wrong_value_is_named_by_its_key(tmp_path: Path) -> None:
 def test_an_unknown_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FactFileError, match=r"retension"):
         load(TopicsFile, _broken(tmp_path, TOPICS_FILE, {"defaults.retension": "1"}))
+
+
+def test_recovery_objectives_load_and_a_lock_beyond_the_window_is_refused(tmp_path: Path) -> None:
+    facts = recovery()
+    assert facts.archive_timeout == f"{facts.rpo_minutes}min"
+    assert facts.object_lock_days <= facts.retention_days
+    broken = _broken(tmp_path, RECOVERY_FILE, {"object_lock_days": facts.retention_days + 1})
+    with pytest.raises(FactFileError, match=r"recovery\.yaml.*object_lock_days"):
+        load(Recovery, broken)

@@ -1,6 +1,7 @@
 """Walk an environment's ArgoCD tree the way ArgoCD would, without a cluster.
 
-`kubectl kustomize infrastructure/gitops/envs/<env>` gives the root Application; each
+`kubectl kustomize infrastructure/gitops/envs/<env>` gives the root Application (with the
+program's `platform` values added, as infra/pulumi/gitops_root.py applies it); each
 Application whose source is a Helm chart of this repository is rendered with the real Helm engine
 exactly as its spec says (release name, destination namespace, `$values/...` value files,
 valuesObject), and the Applications it yields are walked in turn. Sources pointing at upstream
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from infra.facts.paths import REPO_ROOT
+from infra.pulumi.gitops_root import with_platform_values
 from tests.charts.helm import (
     GITOPS_DIR,
     OPTIONAL_APIS,
@@ -26,6 +28,7 @@ from tests.charts.helm import (
     Render,
     Rendered,
     kube_version,
+    platform_values,
     template,
 )
 
@@ -172,7 +175,8 @@ def root_application(objects: tuple[Manifest, ...]) -> Manifest:
 @functools.cache
 def env_tree(env: str, api_versions: tuple[str, ...] = OPTIONAL_APIS) -> Tree:
     objects = kustomize(overlay(env))
-    root = root_application(objects)
+    # The root as the Pulumi program applies it: the overlay's, with the program's `platform`.
+    root = with_platform_values(root_application(objects), platform_values(env))
     repo_url = sources(root)[0]["repoURL"]
     return walk(root, env, repo_url, api_versions)
 

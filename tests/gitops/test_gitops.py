@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from infra.facts.paths import REPO_ROOT
+from infra.pulumi.gitops_root import with_platform_values
 from tests.charts import policy
-from tests.charts.helm import ENVIRONMENTS, GITOPS_DIR, bootstrap_values, charts, env_render
+from tests.charts.helm import ENVIRONMENTS, GITOPS_DIR, bootstrap_values, charts, env_render, platform_values
 from tests.gitops.argocd import (
     DEFAULT_REPO_URL,
     catalogue,
@@ -180,7 +181,8 @@ def test_the_repository_url_is_one_setting(tmp_path: Path) -> None:
     document["data"].update(repoURL=local, targetRevision="HEAD")
     settings.write_text(yaml.safe_dump(document))
     objects = kustomize(copy / "envs" / "dev")
-    root = root_application(objects)
+    # As the program applies it: with its `platform` values (the database's backup bucket).
+    root = with_platform_values(root_application(objects), platform_values("dev"))
     assert {s["repoURL"] for s in sources(root)} == {local}
     tree = walk(root, "dev", local)
     assert sorted(release.chart for release in tree.releases) == sorted(["bootstrap", *charts()])
@@ -189,3 +191,22 @@ def test_the_repository_url_is_one_setting(tmp_path: Path) -> None:
         assert ours and all(s["repoURL"] == local and s["targetRevision"] == "HEAD" for s in ours)
     project = tree.release("bootstrap").rendered.named("AppProject", "its-camera-ai")
     assert local in project["spec"]["sourceRepos"] and DEFAULT_REPO_URL not in project["spec"]["sourceRepos"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_program_s_platform_values_reach_only_the_charts_that_take_them(env: str) -> None:
+    """The root Application's `platform` (written by the Pulumi program) is handed by the app of
+    apps to each chart entry with platformValues: true, as its valuesObject, and to no other."""
+    tree = env_tree(env)
+    takers = {name for name, spec in bootstrap_values(env)["charts"].items() if spec.get("platformValues")}
+    assert takers == {"its-databases"}
+    for app in tree.applications:
+        name = app["metadata"]["name"]
+        if name == "its-bootstrap":
+            continue
+        (chart_source,) = [s for s in sources(app) if s.get("path")]
+        values_object = chart_source.get("helm", {}).get("valuesObject")
+        if name in takers:
+            assert values_object == {"platform": platform_values(env)}, name
+        else:
+            assert values_object is None, name

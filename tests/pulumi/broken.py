@@ -18,7 +18,7 @@ class BrokenConfig:
     expected: tuple[str, ...]
 
 
-def _pools(stack: str, index: int, **changes: Any) -> list[dict[str, Any]]:
+def pools_with(stack: str, index: int, **changes: Any) -> list[dict[str, Any]]:
     pools: list[dict[str, Any]] = copy.deepcopy(read_stack_values(stack)["its-camera-ai:nodePools"])
     pools[index].update(changes)
     return pools
@@ -40,7 +40,7 @@ BROKEN_CONFIGS = (
     BrokenConfig(
         "gpu-pool-without-taint",
         "prod",
-        {"its-camera-ai:nodePools": _pools("prod", 2, taints=[])},
+        {"its-camera-ai:nodePools": pools_with("prod", 2, taints=[])},
         ("Pulumi.prod.yaml", "its-camera-ai:nodePools[2].taints", "nvidia.com/gpu=true:NoSchedule"),
     ),
     BrokenConfig(
@@ -52,7 +52,19 @@ BROKEN_CONFIGS = (
     BrokenConfig(
         "max-below-min",
         "prod",
-        {"its-camera-ai:nodePools": _pools("prod", 2, maxSize=1)},
+        {"its-camera-ai:nodePools": pools_with("prod", 2, maxSize=1)},
         ("Pulumi.prod.yaml", "its-camera-ai:nodePools[2].maxSize", "must be >= minSize"),
+    ),
+    BrokenConfig(
+        "zonal-pool-smaller-than-its-zones",
+        "dev",
+        {"its-camera-ai:nodePools": pools_with("dev", 1, minSize=1, desiredSize=1, maxSize=2)},
+        ("Pulumi.dev.yaml", "its-camera-ai:nodePools[1].maxSize", "zonal pool needs maxSize >= 3"),
+    ),
+    BrokenConfig(
+        "prod-backups-not-in-compliance-mode",
+        "prod",
+        {"its-camera-ai:postgresBackups": {"objectLockMode": "GOVERNANCE"}},
+        ("Pulumi.prod.yaml", "its-camera-ai:postgresBackups.objectLockMode", "COMPLIANCE"),
     ),
 )

@@ -89,6 +89,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["resources"] = [{"autoscalingGroups": [{"name": f"eks-{args.name}-asg"}]}]
         elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
             outputs["latestVersion"] = 1
+        elif args.typ == "aws:iam/role:Role":
+            outputs.setdefault("name", args.name)  # auto-named by AWS from the resource's name
+            outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{outputs['name']}"
         elif args.typ == "aws:kms/key:Key":
             outputs["keyId"] = resource_id
         elif args.typ == "random:index/randomPassword:RandomPassword":

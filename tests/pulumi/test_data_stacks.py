@@ -15,7 +15,7 @@ from infra.facts.redis import redis_settings
 from infra.facts.stack_config import INSTANCE_TYPES_FILE, instance_types, load_stack_file
 from infra.pulumi.catalogue import EXACT_VERSION, VALUES_DIR, load_catalogue, merge_values
 from infra.pulumi.data_stacks import REDIS_AUTH_KEYS, REDIS_AUTH_SECRET
-from infra.pulumi.gitops_root import render_gitops_root
+from infra.pulumi.gitops_root import render_gitops_root, with_platform_values
 from tests.pulumi.stacks import STACKS, stack_run
 
 CHART_VALUES = REPO_ROOT / "infrastructure" / "helm" / "charts" / "its-camera-ai" / "values.yaml"
@@ -55,6 +55,9 @@ def test_catalogue_schema_and_exact_pins() -> None:
         "dcgm-exporter": "gpu-operator",
         "traefik": "traefik",
         "cluster-autoscaler": "kube-system",
+        "aws-load-balancer-controller": "kube-system",
+        "cert-manager": "cert-manager",
+        "plugin-barman-cloud": "cnpg-system",
     }
     assert {n: load_catalogue().release(n).namespace for n in names} == expected
     waves = {r.name: r.sync_wave for r in load_catalogue().releases}
@@ -262,7 +265,13 @@ def test_app_component_creates_the_gitops_root_after_argocd_and_the_stacks(env: 
         if r.type.startswith("kubernetes:argoproj.io/")
     }
     assert set(objects) == {("AppProject", "its-bootstrap"), ("Application", "its-bootstrap")}
-    expected = {(o["kind"], o["metadata"]["name"]): o for o in render_gitops_root(env)}
+    # The files' objects, plus the program's `platform` values (tests/pulumi/test_backups.py).
+    platform = objects[("Application", "its-bootstrap")]["spec"]["sources"][0]["helm"]["valuesObject"][
+        "platform"
+    ]
+    expected = {
+        (o["kind"], o["metadata"]["name"]): with_platform_values(o, platform) for o in render_gitops_root(env)
+    }
     for key, inputs in objects.items():
         assert inputs["spec"] == expected[key]["spec"]
         assert inputs["metadata"]["namespace"] == "argocd"

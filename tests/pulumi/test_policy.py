@@ -19,7 +19,11 @@ from infra.pulumi.policy.pack import policies
 from infra.pulumi.policy.rules import (
     RESOURCE_RULES,
     STACK_RULES,
+    backup_buckets_locked,
+    default_storage_class_encrypted,
+    gpu_node_groups_labelled,
     gpu_node_groups_tainted,
+    imdsv2_hop_limit_1,
     kms_encryption_at_rest,
     no_open_endpoint_in_prod,
     no_public_s3,
@@ -31,6 +35,14 @@ from tests.pulumi.stacks import STACKS, stack_run
 TAGS = {"owner": "platform-team", "cost-center": "its-prod", "environment": "prod"}
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+NEW_POLICIES = (
+    "gpu-node-groups-labelled",
+    "imdsv2-hop-limit-1",
+    "default-storage-class-encrypted",
+    "backup-buckets-locked",
+)
 
 
 def cluster(**vpc: Any) -> dict[str, Any]:
@@ -110,6 +122,36 @@ CASES = [
         {"amiType": "AL2023_x86_64_STANDARD", "labels": {"nvidia.com/gpu.present": "true"}, "taints": []},
     ),
     (required_tags, "aws:ec2/vpc:Vpc", {"tags": TAGS}, {"tags": {"owner": "x", "environment": "prod"}}),
+    (
+        gpu_node_groups_labelled,
+        NODE_GROUP,
+        {"amiType": "AL2023_x86_64_NVIDIA", "labels": {"k8s.amazonaws.com/accelerator": "nvidia-a10g"}},
+        {"amiType": "AL2023_x86_64_NVIDIA", "labels": {"nvidia.com/gpu.present": "true"}},
+    ),
+    (
+        gpu_node_groups_labelled,
+        NODE_GROUP,
+        {"amiType": "AL2023_x86_64_STANDARD", "labels": {}},
+        {"amiType": "AL2023_x86_64_STANDARD", "labels": {"nvidia.com/gpu.present": "true"}},
+    ),
+    (
+        imdsv2_hop_limit_1,
+        LAUNCH_TEMPLATE,
+        {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}},
+        {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2}},
+    ),
+    (
+        imdsv2_hop_limit_1,
+        LAUNCH_TEMPLATE,
+        {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}},
+        {"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 1}},
+    ),
+    (
+        imdsv2_hop_limit_1,
+        LAUNCH_TEMPLATE,
+        {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}},
+        {},
+    ),
 ]
 
 
@@ -147,6 +189,86 @@ def test_buckets_need_a_public_access_block_and_kms() -> None:
     assert s3_buckets_locked_down([bucket, block, sse]) == []
     assert len(s3_buckets_locked_down([bucket, block])) == 1
     assert len(s3_buckets_locked_down([bucket])) == 2
+
+
+def _storage_class(name: str, default: bool, encrypted: str) -> tuple[str, str, dict[str, Any]]:
+    annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
+    return (
+        STORAGE_CLASS,
+        name,
+        {"metadata": {"name": name, "annotations": annotations}, "parameters": {"encrypted": encrypted}},
+    )
+
+
+def test_a_default_storage_class_must_exist_and_encrypt() -> None:
+    good = _storage_class("gp3-encrypted", True, "true")
+    assert default_storage_class_encrypted([good, _storage_class("gp2", False, "false")]) == []
+    assert default_storage_class_encrypted([_storage_class("gp2", False, "true")]) != []  # none default
+    assert default_storage_class_encrypted([_storage_class("gp3", True, "false")]) != []  # not encrypted
+    assert default_storage_class_encrypted([good, _storage_class("io2", True, "true")]) != []  # two
+
+
+def _backup_bucket(**changes: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    bucket: dict[str, Any] = {
+        "bucket": "b",
+        "objectLockEnabled": True,
+        "tags": {**TAGS, "its.ai/purpose": "backups"},
+    }
+    resources: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "bucket": ("aws:s3/bucket:Bucket", "backups", bucket),
+        "versioning": (
+            "aws:s3/bucketVersioning:BucketVersioning",
+            "backups-versioning",
+            {"bucket": "b", "versioningConfiguration": {"status": "Enabled"}},
+        ),
+        "lock": (
+            "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+            "backups-lock",
+            {"bucket": "b", "rule": {"defaultRetention": {"mode": "COMPLIANCE", "days": 35}}},
+        ),
+    }
+    for key, value in changes.items():
+        if value is None:
+            del resources[key]
+        else:
+            rtype, name, props = resources[key]
+            resources[key] = (rtype, name, {**props, **value})
+    return list(resources.values())
+
+
+def test_a_backup_bucket_needs_object_lock_a_retention_and_versioning() -> None:
+    assert backup_buckets_locked(_backup_bucket()) == []
+    assert backup_buckets_locked(_backup_bucket(bucket={"objectLockEnabled": False})) != []
+    assert backup_buckets_locked(_backup_bucket(lock=None)) != []
+    assert backup_buckets_locked(_backup_bucket(versioning=None)) != []
+    assert (
+        backup_buckets_locked(_backup_bucket(versioning={"versioningConfiguration": {"status": "Suspended"}}))
+        != []
+    )
+    # A bucket not meant for backups is not this rule's business.
+    other = _backup_bucket(bucket={"tags": TAGS, "objectLockEnabled": False}, lock=None, versioning=None)
+    assert backup_buckets_locked(other) == []
+
+
+@pytest.mark.parametrize("name", NEW_POLICIES)
+def test_the_day_one_policies_are_in_the_pack_and_mandatory(name: str) -> None:
+    assert PACK[name].enforcement_level == EnforcementLevel.MANDATORY
+
+
+@pytest.mark.parametrize(
+    ("check", "resources"),
+    [
+        (default_storage_class_encrypted, [_storage_class("gp3", True, "false")]),
+        (backup_buckets_locked, _backup_bucket(lock=None)),
+    ],
+    ids=["default-storage-class-encrypted", "backup-buckets-locked"],
+)
+def test_the_day_one_stack_policies_report_through_the_pack(check: Any, resources: list[Any]) -> None:
+    policy = PACK[next(r.name for r in STACK_RULES if r.check is check)]
+    wrapped = [PolicyResource(t, p, f"urn:{n}", n, _options(), None, None, [], {}) for t, n, p in resources]
+    reported: list[str] = []
+    policy.validate(StackValidationArgs(wrapped), _collect(reported))
+    assert reported == check(resources) and reported
 
 
 PACK = {policy.name: policy for policy in policies()}
@@ -204,4 +326,11 @@ def test_every_rule_passes_on_every_resource_of_the_stack(stack: str) -> None:
     ]
     assert violations == []
     checked = {r.type for r in run.custom()}
-    assert {CLUSTER, NODE_GROUP, "aws:kms/key:Key", "aws:ec2/launchTemplate:LaunchTemplate"} <= checked
+    assert {
+        CLUSTER,
+        NODE_GROUP,
+        "aws:kms/key:Key",
+        LAUNCH_TEMPLATE,
+        STORAGE_CLASS,
+        "aws:s3/bucket:Bucket",
+    } <= checked

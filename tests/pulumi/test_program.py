@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from infra.facts.stack_config import ALL_LOG_TYPES, GPU_LABEL, POOL_LABEL, load_stack_file
+from infra.facts.stack_config import ACCELERATOR_LABEL, ALL_LOG_TYPES, GPU_LABEL, POOL_LABEL, load_stack_file
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.gitops_root import chart_namespace
-from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE
+from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE, node_group_layout
 from infra.pulumi.policy.rules import NON_TAGGABLE, REQUIRED_TAGS
 from tests.pulumi.broken import BROKEN_CONFIGS, BrokenConfig
 from tests.pulumi.stacks import STACKS, Resource, StackRun, stack_run
@@ -125,6 +125,9 @@ def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
     expected = {
         "addons-ebs-csi": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
         "nodepools-autoscaler": "system:serviceaccount:kube-system:cluster-autoscaler",
+        "cluster-cni-irsa": "system:serviceaccount:kube-system:aws-node",
+        "load-balancer-controller": "system:serviceaccount:kube-system:aws-load-balancer-controller",
+        "postgres-backups-backup-tool": "system:serviceaccount:data:its-postgres",
     }
     assert set(irsa) == set(expected)
     issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
@@ -137,25 +140,30 @@ def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
     addon = next(
         a for a in run.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"
     )
-    assert addon.inputs["serviceAccountRoleArn"].endswith(":addons-ebs-csi")
+    assert addon.inputs["serviceAccountRoleArn"].endswith(":role/addons-ebs-csi")
 
 
 def test_node_pools_match_config(run: StackRun) -> None:
     cfg = load_stack_file(run.stack)
     groups = {g.inputs["nodeGroupName"]: g.inputs for g in run.of_type("aws:eks/nodeGroup:NodeGroup")}
-    assert set(groups) == {p.name for p in cfg.node_pools} == {"system", "general", "gpu"}
+    layouts = {p.name: node_group_layout(p, cfg.availability_zones, cfg.region) for p in cfg.node_pools}
+    assert set(groups) == {g.name for layout in layouts.values() for g in layout}
+    assert {p.name for p in cfg.node_pools} == {"system", "general", "gpu"}
     for pool in cfg.node_pools:
-        group = groups[pool.name]
-        assert group["scalingConfig"] == {
-            "minSize": pool.min_size,
-            "maxSize": pool.max_size,
-            "desiredSize": pool.desired_size,
-        }
-        assert group["instanceTypes"] == pool.instance_types
-        assert group["amiType"] == pool.ami_type and group["capacityType"] == pool.capacity_type
-        assert group["labels"][POOL_LABEL] == pool.name
-        assert len(group["subnetIds"]) == 3 and all("private" in s for s in group["subnetIds"])
-        assert group["updateConfig"] == {"maxUnavailablePercentage": 33}
+        for layout in layouts[pool.name]:
+            group = groups[layout.name]
+            assert group["instanceTypes"] == pool.instance_types
+            assert group["amiType"] == pool.ami_type and group["capacityType"] == pool.capacity_type
+            assert group["labels"][POOL_LABEL] == pool.name
+            assert all("private" in s for s in group["subnetIds"])
+            assert group["updateConfig"] == {"maxUnavailablePercentage": 33}
+        # The pool's groups together have the pool's bounds.
+        sizes = [groups[layout.name]["scalingConfig"] for layout in layouts[pool.name]]
+        assert [sum(s[k] for s in sizes) for k in ("minSize", "maxSize", "desiredSize")] == [
+            pool.min_size,
+            pool.max_size,
+            pool.desired_size,
+        ]
     system_taints = groups["system"]["taints"]
     assert system_taints == [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}]
     templates = run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
@@ -172,7 +180,8 @@ def test_gpu_pool_is_tainted_labelled_and_scales_from_config(run: StackRun) -> N
         g for g in run.of_type("aws:eks/nodeGroup:NodeGroup") if g.inputs["nodeGroupName"] == "gpu"
     ).inputs
     assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
-    assert gpu["labels"] == {GPU_LABEL: "true", POOL_LABEL: "gpu"}
+    accelerator = {"dev": "nvidia-t4", "staging": "nvidia-t4", "prod": "nvidia-a10g"}[run.stack]
+    assert gpu["labels"] == {GPU_LABEL: "true", POOL_LABEL: "gpu", ACCELERATOR_LABEL: accelerator}
     assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
     expected_min = {"dev": 0, "staging": 1, "prod": 2}[run.stack]
     assert gpu["scalingConfig"]["minSize"] == expected_min == cfg.node_pool("gpu").min_size
@@ -189,12 +198,13 @@ def test_gpu_pool_is_tainted_labelled_and_scales_from_config(run: StackRun) -> N
     assert asg_tags == {
         f"{AUTOSCALER_TEMPLATE}/label/{GPU_LABEL}": "true",
         f"{AUTOSCALER_TEMPLATE}/label/{POOL_LABEL}": "gpu",
+        f"{AUTOSCALER_TEMPLATE}/label/{ACCELERATOR_LABEL}": accelerator,
         f"{AUTOSCALER_TEMPLATE}/taint/nvidia.com/gpu": "true:NoSchedule",
         f"{AUTOSCALER_TEMPLATE}/resources/nvidia.com/gpu": "1",
     }
 
 
-def test_node_role_has_the_three_standard_policies(run: StackRun) -> None:
+def test_node_role_has_the_two_node_policies_and_not_the_cni_s(run: StackRun) -> None:
     node_role_policies = sorted(
         a.inputs["policyArn"]
         for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
@@ -203,7 +213,6 @@ def test_node_role_has_the_three_standard_policies(run: StackRun) -> None:
     assert node_role_policies == [
         "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
         "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-        "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     ]
 
 
@@ -218,8 +227,8 @@ def test_every_helm_release_is_the_catalogue_pin(run: StackRun) -> None:
         assert "latest" not in inputs["version"] and not set(inputs["version"]) & set("^~*<>=x |")
         assert inputs["chart"] == entry.chart and inputs["repositoryOpts"]["repo"] == entry.repo
         assert inputs["namespace"] == entry.namespace
-        if name in ("cluster-autoscaler", "redis"):
-            continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*
+        if name in ("cluster-autoscaler", "redis", "aws-load-balancer-controller"):
+            continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*, test_nodes
         assert inputs["values"] == entry.values(run.stack), name
     assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.data_stacks.releases}
 
@@ -238,7 +247,7 @@ def test_the_autoscaler_gets_the_cluster_its_region_and_its_role_and_may_resize_
     assert values["autoDiscovery"] == {"clusterName": cfg.cluster_name}
     assert values["awsRegion"] == cfg.region
     account = values["rbac"]["serviceAccount"]
-    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":nodepools-autoscaler")
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":role/nodepools-autoscaler")
     assert account["name"] == files["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
     assert values["image"]["tag"].startswith(f"v{cfg.kubernetes_version}.")
     (policy,) = [p for p in run.of_type("aws:iam/policy:Policy") if p.name == "nodepools-autoscaler"]
@@ -260,6 +269,8 @@ STATEFUL_TYPES = frozenset(
         "aws:kms/key:Key",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:eks/cluster:Cluster",
+        # The PostgreSQL backups (and their key, above).
+        "aws:s3/bucket:Bucket",
         "kubernetes:kafka.strimzi.io/v1beta2:Kafka",
         "kubernetes:kafka.strimzi.io/v1beta2:KafkaNodePool",
         # Generated secrets: the state holds the only copy of each password and key.
@@ -387,7 +398,8 @@ def test_outputs(run: StackRun) -> None:
         "--cluster-name",
         exports["clusterName"],
     ]
-    assert exports["nodePools"] == {"system": "system", "general": "general", "gpu": "gpu"}
+    general = {"general-a": "general-a", "general-b": "general-b", "general-c": "general-c"}
+    assert exports["nodePools"] == {"system": "system", "gpu": "gpu", **general}
 
 
 @pytest.mark.parametrize("broken", BROKEN_CONFIGS, ids=lambda b: b.id)

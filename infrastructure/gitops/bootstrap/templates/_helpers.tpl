@@ -76,6 +76,10 @@ spec:
       "helm" (dict
         "releaseName" .name
         "valueFiles" (list (printf "$values/infrastructure/gitops/envs/%s/values/%s.yaml" $v.environment .name))) }}
+{{- if $chart.platformValues }}
+{{- /* The program's outputs (root Application's `platform`), as the chart's `platform` value. */}}
+{{- $_ := set $source.helm "valuesObject" (dict "platform" $v.platform) }}
+{{- end }}
 {{- include "bootstrap.application" (dict
       "ctx" .ctx "name" .name "namespace" $chart.namespace "wave" $chart.syncWave "class" $chart.class
       "sources" (list $source) "syncOptions" ($chart.syncOptions | default list)
