@@ -3,8 +3,8 @@ wave, and the Kafka cluster its-kafka (Strimzi custom resources, KRaft)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
@@ -85,6 +85,24 @@ def redis_release_values(settings: RedisFile) -> dict[str, Any]:
 PROGRAM_VALUES = {REDIS_RELEASE: lambda: redis_release_values(redis_settings())}
 
 
+def program_values(release: str, given: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What the program sets in a release's values: this module's facts and other components'."""
+    if release not in PROGRAM_VALUES and release not in given:
+        return None
+    own = PROGRAM_VALUES[release]() if release in PROGRAM_VALUES else {}
+    return _merged(own, given.get(release, {}))
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Maps merge, anything else replaces; never copies a leaf (a leaf may be an Output, which
+    cannot be deep-copied)."""
+    out = dict(base)
+    for key, value in over.items():
+        both_maps = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = _merged(out[key], value) if both_maps else value
+    return out
+
+
 @dataclass(frozen=True)
 class DataStacksArgs:
     environment: str
@@ -97,6 +115,9 @@ class DataStacksArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     # Namespaces whose pods may reach the Kafka listener (the app, KEDA's lag scaler).
     kafka_client_namespaces: Sequence[str] = ()
+    # Values other components hold for a release (cloud outputs: a key id, an IRSA role's ARN),
+    # merged over PROGRAM_VALUES.
+    release_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def kafka_node_pool_spec(kafka: KafkaConfig) -> dict[str, Any]:
@@ -194,7 +215,7 @@ class DataStacks(pulumi.ComponentResource):
                     parent=self,
                     depends_on=previous_waves,
                     protect=args.protect,
-                    program_values=PROGRAM_VALUES[release.name]() if release.name in PROGRAM_VALUES else None,
+                    program_values=program_values(release.name, args.release_values),
                 )
                 for release in wave
             }

@@ -12,7 +12,9 @@ from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
 from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
+from infra.pulumi.project_charts import project_chart_values
 from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
+from infra.pulumi.vault_unseal import OPENBAO_RELEASE, SnapshotIdentity, VaultUnseal, VaultUnsealArgs
 
 ARGOCD_RELEASE = "argocd"
 
@@ -104,6 +106,12 @@ def run(config: StackConfig | None = None) -> None:
             protect=cfg.protect_stateful_resources,
         ),
     )
+    # OpenBao's seal key, its IRSA role and its snapshot store, before its release.
+    vault_unseal = (
+        vault_aws(cfg, catalogue.release(OPENBAO_RELEASE).namespace, cluster, platform_secrets)
+        if OPENBAO_RELEASE in cfg.data_stacks.releases
+        else None
+    )
     data_stacks = DataStacks(
         "data-stacks",
         DataStacksArgs(
@@ -119,6 +127,7 @@ def run(config: StackConfig | None = None) -> None:
                 chart_namespace("its-camera-ai"),
                 *([catalogue.release("keda").namespace] if "keda" in cfg.data_stacks.releases else []),
             ],
+            release_values={OPENBAO_RELEASE: vault_unseal.release_values} if vault_unseal else {},
             depends_on=[
                 *addons.addons,
                 *node_pools.node_groups.values(),
@@ -152,3 +161,30 @@ def run(config: StackConfig | None = None) -> None:
         "nodePools", {name: group.node_group_name for name, group in node_pools.node_groups.items()}
     )
     pulumi.export("releases", {name: catalogue.release(name).version for name in all_releases})
+    if vault_unseal:
+        pulumi.export("openbaoSealKeyArn", vault_unseal.seal_key.arn)
+        pulumi.export("openbaoSnapshotBucket", vault_unseal.snapshot_bucket.bucket)
+
+
+def vault_aws(cfg: StackConfig, namespace: str, cluster: Cluster, secrets: PlatformSecrets) -> VaultUnseal:
+    snapshots = project_chart_values("its-vault-config", cfg.environment)["snapshots"]
+    return VaultUnseal(
+        "vault-unseal",
+        VaultUnsealArgs(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            namespace=namespace,
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            snapshots=SnapshotIdentity(
+                namespace=chart_namespace("its-vault-config"),
+                service_account=snapshots["serviceAccount"],
+                target_config_map=snapshots["targetConfigMap"],
+            ),
+            provider=cluster.provider,
+            tags=cfg.resource_tags,
+            protect=cfg.protect_stateful_resources,
+            # The snapshot identity's namespace is made with the Secrets.
+            depends_on=list(secrets.secrets.values()),
+        ),
+    )

@@ -125,6 +125,8 @@ def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
     expected = {
         "addons-ebs-csi": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
         "nodepools-autoscaler": "system:serviceaccount:kube-system:cluster-autoscaler",
+        "vault-unseal-server": "system:serviceaccount:vault:openbao",
+        "vault-unseal-snapshots": "system:serviceaccount:vault:openbao-snapshot",
     }
     assert set(irsa) == set(expected)
     issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
@@ -218,8 +220,9 @@ def test_every_helm_release_is_the_catalogue_pin(run: StackRun) -> None:
         assert "latest" not in inputs["version"] and not set(inputs["version"]) & set("^~*<>=x |")
         assert inputs["chart"] == entry.chart and inputs["repositoryOpts"]["repo"] == entry.repo
         assert inputs["namespace"] == entry.namespace
-        if name in ("cluster-autoscaler", "redis"):
-            continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*
+        if name in ("cluster-autoscaler", "redis", "openbao"):
+            continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*,
+            # tests/pulumi/test_vault_unseal.py
         assert inputs["values"] == entry.values(run.stack), name
     assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.data_stacks.releases}
 
@@ -258,6 +261,7 @@ def test_the_autoscaler_gets_the_cluster_its_region_and_its_role_and_may_resize_
 STATEFUL_TYPES = frozenset(
     {
         "aws:kms/key:Key",
+        "aws:s3/bucket:Bucket",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:eks/cluster:Cluster",
         "kubernetes:kafka.strimzi.io/v1beta2:Kafka",
@@ -292,7 +296,15 @@ def test_stateful_things_are_protected_outside_dev_and_nothing_else_is(run: Stac
 
 def test_every_resource_sits_under_its_concern_s_component(run: StackRun) -> None:
     components = {r.name for r in run.resources if r.type.startswith("its:")}
-    assert components >= {"network", "cluster", "nodepools", "addons", "data-stacks", "gitops-root"}
+    assert components >= {
+        "network",
+        "cluster",
+        "nodepools",
+        "addons",
+        "data-stacks",
+        "gitops-root",
+        "vault-unseal",
+    }
     parents = {r.name: r.options.parent for r in run.resources}
 
     def component_of(name: str | None) -> str | None:

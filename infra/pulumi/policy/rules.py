@@ -31,6 +31,7 @@ NON_TAGGABLE = frozenset(
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
         "aws:s3/bucketVersioning:BucketVersioning",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     }
 )
 
