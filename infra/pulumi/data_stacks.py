@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import RedisFile, redis_settings
 from infra.facts.stack_config import KafkaConfig
 from infra.pulumi.catalogue import Catalogue, helm_release
@@ -22,6 +23,10 @@ KAFKA_LISTENER, KAFKA_PORT = "tls", 9093
 STRIMZI_RELEASE = "strimzi-kafka-operator"
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 REDIS_RELEASE = "redis"
+# The brokers' JMX exporter rules: the file the local brokers' javaagent reads, so both platforms
+# export the same names (infrastructure/prometheus/exporters.yaml, strimzi-kafka).
+KAFKA_METRICS_FILE = INFRASTRUCTURE / "kafka" / "jmx-exporter.yaml"
+KAFKA_METRICS_CONFIG_MAP, KAFKA_METRICS_KEY = f"{KAFKA_NAME}-metrics", "kafka-metrics-config.yml"
 
 
 # The Secret (namespace data) that carries Redis's credentials for the redis-ha release. It is
@@ -195,8 +200,18 @@ def kafka_spec(kafka: KafkaConfig, client_namespaces: Sequence[str] = ()) -> dic
                 "auto.create.topics.enable": False,
             },
             "rack": {"topologyKey": "topology.kubernetes.io/zone"},
+            # The JMX exporter on every broker (port tcp-prometheus, 9404), with the shared rules
+            # (the ConfigMap _kafka makes from KAFKA_METRICS_FILE).
+            "metricsConfig": {
+                "type": "jmxPrometheusExporter",
+                "valueFrom": {
+                    "configMapKeyRef": {"name": KAFKA_METRICS_CONFIG_MAP, "key": KAFKA_METRICS_KEY}
+                },
+            },
         },
         "entityOperator": {"topicOperator": {}, "userOperator": {}},
+        # Consumer group lag (kafka_consumergroup_lag) for the worker's group, and partitions.
+        "kafkaExporter": {"topicRegex": ".*", "groupRegex": ".*"},
     }
 
 
@@ -236,6 +251,18 @@ class DataStacks(pulumi.ComponentResource):
             protect=args.protect,
         )
         labels = {"app.kubernetes.io/part-of": "its-camera-ai", "strimzi.io/cluster": KAFKA_NAME}
+        metrics = k8s.core.v1.ConfigMap(
+            f"{name}-kafka-metrics",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=KAFKA_METRICS_CONFIG_MAP,
+                namespace=KAFKA_NAMESPACE,
+                labels={"app.kubernetes.io/part-of": "its-camera-ai"},
+            ),
+            data={KAFKA_METRICS_KEY: KAFKA_METRICS_FILE.read_text()},
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[self.releases[STRIMZI_RELEASE]]
+            ),
+        )
         node_pool = k8s.apiextensions.CustomResource(
             f"{name}-kafka-node-pool",
             api_version=STRIMZI_API,
@@ -256,6 +283,7 @@ class DataStacks(pulumi.ComponentResource):
                 labels={"app.kubernetes.io/part-of": "its-camera-ai"},
             ),
             spec=kafka_spec(args.kafka, args.kafka_client_namespaces),
-            opts=opts,
+            # The metrics ConfigMap first: Strimzi refuses a metricsConfig it cannot read.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[metrics])),
         )
         return [node_pool, cluster]

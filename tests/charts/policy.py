@@ -278,6 +278,18 @@ def _service_monitor(obj: Manifest) -> list[str]:
     return problems
 
 
+def _pod_monitor(obj: Manifest) -> list[str]:
+    """The operator's PodMonitor: a label selector and endpoints naming a container port."""
+    problems = _need(obj, "spec.selector", "spec.podMetricsEndpoints")
+    selector = obj.get("spec", {}).get("selector") or {}
+    if not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        problems.append(f"{ident(obj)}: an empty selector would scrape every pod")
+    for endpoint in obj.get("spec", {}).get("podMetricsEndpoints") or []:
+        if not endpoint.get("port"):
+            problems.append(f"{ident(obj)}: an endpoint without port")
+    return problems
+
+
 def _scaled_object(obj: Manifest) -> list[str]:
     problems = _need(obj, "spec.scaleTargetRef.name", "spec.triggers")
     for trigger in obj.get("spec", {}).get("triggers") or []:
@@ -384,6 +396,7 @@ CUSTOM_RESOURCES: dict[tuple[str, str], Callable[[Manifest], list[str]]] = {
     ("argoproj.io", "AppProject"): _app_project,
     ("monitoring.coreos.com", "PrometheusRule"): _prometheus_rule,
     ("monitoring.coreos.com", "ServiceMonitor"): _service_monitor,
+    ("monitoring.coreos.com", "PodMonitor"): _pod_monitor,
     ("keda.sh", "ScaledObject"): _scaled_object,
     ("keda.sh", "TriggerAuthentication"): _trigger_authentication,
     ("kafka.strimzi.io", "KafkaTopic"): _kafka_topic,

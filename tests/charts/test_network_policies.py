@@ -415,8 +415,9 @@ def test_every_namespace_of_the_tree_denies_ingress_by_default_from_the_chart_th
 def test_the_switch_turns_the_namespace_policies_off(chart: str) -> None:
     rendered = override(chart, "prod", "networkPolicy:\n  enabled: false\n")
     names = {p["metadata"]["name"] for p in rendered.of_kind("NetworkPolicy")}
-    # Only the provisioning Jobs' own policies (they restrict the Job itself) remain.
-    assert names <= {"its-minio-buckets", "its-vault-config"}, names
+    # Only the provisioning Jobs' own policies (they restrict the Job itself) remain, and the
+    # snapshot CronJob's egress to S3 (it restricts that CronJob's pods).
+    assert names <= {"its-minio-buckets", "its-vault-config", "its-vault-config-snapshot-upload"}, names
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -429,7 +430,7 @@ def test_policies_admitting_a_flow_sync_before_the_deny_and_name_their_peers(env
             if name == f"{chart}-default-deny":
                 assert wave in (None, "-1"), name
                 continue
-            if name == chart:  # the Job's own policy: nothing may reach it
+            if name in (chart, f"{chart}-snapshot-upload"):  # a Job's own policy: nothing may reach it
                 assert not rules, name
                 continue
             assert wave == "-2", f"{name}: sync it before the default deny (wave -1)"

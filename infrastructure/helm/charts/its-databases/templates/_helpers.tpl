@@ -7,3 +7,7 @@ app.kubernetes.io/part-of: its-camera-ai
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 its.ai/environment: {{ required "environment is required" .Values.environment }}
 {{- end }}
+
+{{- define "itsdb.queriesConfigMap" -}}
+{{- printf "%s-exporter-queries" .Values.cluster.name }}
+{{- end }}
