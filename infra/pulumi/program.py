@@ -6,6 +6,7 @@ import pulumi
 
 from infra.facts.stack_config import StackConfig, from_pulumi
 from infra.pulumi.addons import Addons, AddonsArgs
+from infra.pulumi.alerting import KUBE_PROMETHEUS_STACK_RELEASE, Alerting, AlertingArgs
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
 from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
@@ -112,6 +113,23 @@ def run(config: StackConfig | None = None) -> None:
         if OPENBAO_RELEASE in cfg.data_stacks.releases
         else None
     )
+    # Where Alertmanager delivers (SNS topics, its IRSA role), before its release.
+    alerting = (
+        Alerting(
+            "alerting",
+            AlertingArgs(
+                cluster_name=cfg.cluster_name,
+                region=cfg.region,
+                namespace=catalogue.release(KUBE_PROMETHEUS_STACK_RELEASE).namespace,
+                oidc_provider_arn=cluster.oidc_provider.arn,
+                oidc_issuer_url=cluster.oidc_issuer_url,
+                tags=cfg.resource_tags,
+                protect=cfg.protect_stateful_resources,
+            ),
+        )
+        if KUBE_PROMETHEUS_STACK_RELEASE in cfg.data_stacks.releases
+        else None
+    )
     data_stacks = DataStacks(
         "data-stacks",
         DataStacksArgs(
@@ -127,7 +145,10 @@ def run(config: StackConfig | None = None) -> None:
                 chart_namespace("its-camera-ai"),
                 *([catalogue.release("keda").namespace] if "keda" in cfg.data_stacks.releases else []),
             ],
-            release_values={OPENBAO_RELEASE: vault_unseal.release_values} if vault_unseal else {},
+            release_values={
+                **({OPENBAO_RELEASE: vault_unseal.release_values} if vault_unseal else {}),
+                **({KUBE_PROMETHEUS_STACK_RELEASE: alerting.release_values} if alerting else {}),
+            },
             depends_on=[
                 *addons.addons,
                 *node_pools.node_groups.values(),
@@ -161,6 +182,8 @@ def run(config: StackConfig | None = None) -> None:
         "nodePools", {name: group.node_group_name for name, group in node_pools.node_groups.items()}
     )
     pulumi.export("releases", {name: catalogue.release(name).version for name in all_releases})
+    if alerting:
+        pulumi.export("alertTopics", {receiver: topic.arn for receiver, topic in alerting.topics.items()})
     if vault_unseal:
         pulumi.export("openbaoSealKeyArn", vault_unseal.seal_key.arn)
         pulumi.export("openbaoSnapshotBucket", vault_unseal.snapshot_bucket.bucket)

@@ -125,6 +125,7 @@ def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
     expected = {
         "addons-ebs-csi": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
         "nodepools-autoscaler": "system:serviceaccount:kube-system:cluster-autoscaler",
+        "alerting-alertmanager": "system:serviceaccount:monitoring:kube-prometheus-stack-alertmanager",
         "vault-unseal-server": "system:serviceaccount:vault:openbao",
         "vault-unseal-snapshots": "system:serviceaccount:vault:openbao-snapshot",
     }
@@ -220,9 +221,9 @@ def test_every_helm_release_is_the_catalogue_pin(run: StackRun) -> None:
         assert "latest" not in inputs["version"] and not set(inputs["version"]) & set("^~*<>=x |")
         assert inputs["chart"] == entry.chart and inputs["repositoryOpts"]["repo"] == entry.repo
         assert inputs["namespace"] == entry.namespace
-        if name in ("cluster-autoscaler", "redis", "openbao"):
+        if name in ("cluster-autoscaler", "redis", "openbao", "kube-prometheus-stack"):
             continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*,
-            # tests/pulumi/test_vault_unseal.py
+            # tests/pulumi/test_vault_unseal.py, tests/pulumi/test_alerting.py
         assert inputs["values"] == entry.values(run.stack), name
     assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.data_stacks.releases}
 
@@ -304,6 +305,7 @@ def test_every_resource_sits_under_its_concern_s_component(run: StackRun) -> Non
         "data-stacks",
         "gitops-root",
         "vault-unseal",
+        "alerting",
     }
     parents = {r.name: r.options.parent for r in run.resources}
 
