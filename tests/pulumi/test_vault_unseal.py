@@ -235,3 +235,23 @@ def test_the_snapshot_identity_may_only_put_under_its_prefix(run: StackRun) -> N
         "region": load_stack_file(run.stack).region,
     }
     assert run.exports["openbaoSnapshotBucket"] == bucket
+
+
+def test_the_active_server_s_telemetry_is_on_and_scraped_over_tls(run: StackRun) -> None:
+    values = _release_values(run)
+    config = openbao_config(values)
+    (telemetry,) = config["telemetry"]
+    assert telemetry["prometheus_retention_time"] and telemetry["disable_hostname"] is True
+    (listener_telemetry,) = config["listener"][0]["tcp"]["telemetry"]
+    assert listener_telemetry["unauthenticated_metrics_access"] is True
+    monitor = values["serverTelemetry"]["serviceMonitor"]
+    assert monitor["enabled"] is True
+    assert monitor["selectors"] == {"release": "kube-prometheus-stack"}
+    tls = monitor["tlsConfig"]
+    assert "insecureSkipVerify" not in tls
+    assert tls["serverName"] in openbao_dns_names("openbao", load_catalogue().release("openbao").namespace)
+    # The CA only: a Secret of the program in the release's namespace, without the server's key.
+    namespace = load_catalogue().release("openbao").namespace
+    assert secret_data(run, namespace, tls["ca"]["secret"]["name"]) == {
+        "ca.crt": secret_data(run, namespace, openbao_tls_secret(values))["ca.crt"]
+    }
