@@ -41,6 +41,8 @@ def pod_spec(obj: Manifest) -> dict[str, Any] | None:
 def pod_labels(obj: Manifest) -> dict[str, str]:
     if obj.get("kind") == "Pod":
         return dict(obj["metadata"].get("labels", {}))
+    if obj.get("kind") == "CronJob":
+        return dict(obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {}))
     return dict(obj["spec"]["template"]["metadata"].get("labels", {}))
 
 

@@ -222,6 +222,7 @@ def pods(env: str) -> dict[str, Pod]:
     }
     vault_config = env_render("its-vault-config", env)
     out["vault-config-job"] = _pod_of(vault_config, vault_config.of_kind("Job")[0], "vault-config-job")
+    out["vault-snapshot"] = _pod_of(vault_config, vault_config.of_kind("CronJob")[0], "vault-snapshot")
     buckets = env_render("its-minio-buckets", env)
     out["bucket-job"] = _pod_of(buckets, buckets.of_kind("Job")[0], "bucket-job")
 
@@ -703,8 +704,24 @@ def test_vault_flows(env: str) -> None:
         ("injector", "api-server", 8200, False),
         ("injector", "api", 8200, False),
         ("vault-config-job", "openbao", 8200, False),
+        # The raft snapshot CronJob takes its snapshot from the API port; nothing reaches it.
+        ("openbao", "vault-snapshot", 8200, True),
+        ("openbao", "vault-snapshot", 8201, False),
+        ("vault-snapshot", "openbao", 8200, False),
+        ("vault-snapshot", "stranger", 443, False),
     ]
     assert not wrong(all_policies(env), env, flows)
+    # Its egress: DNS and OpenBao (the Job's own policy selects it too), and HTTPS out (S3, STS).
+    snapshot = everyone["vault-snapshot"]
+    egress = [
+        rule
+        for p in rendered.of_kind("NetworkPolicy")
+        if "Egress" in p["spec"]["policyTypes"]
+        and p["spec"]["podSelector"]["matchLabels"].items() <= snapshot.labels.items()
+        for rule in p["spec"].get("egress", [])
+    ]
+    ports = {(port["port"], port["protocol"]) for rule in egress for port in rule["ports"]}
+    assert ports == {(53, "UDP"), (53, "TCP"), (8200, "TCP"), (443, "TCP")}
     changed = override("its-vault-config", env, "networkPolicy:\n  injector:\n    enabled: false\n")
     assert not wrong(network_policies(changed), env, [("injector", "api-server", 8080, False)])
 
