@@ -720,8 +720,8 @@ def test_vault_flows(env: str) -> None:
         and p["spec"]["podSelector"]["matchLabels"].items() <= snapshot.labels.items()
         for rule in p["spec"].get("egress", [])
     ]
-    ports = {(port["port"], port["protocol"]) for rule in egress for port in rule["ports"]}
-    assert ports == {(53, "UDP"), (53, "TCP"), (8200, "TCP"), (443, "TCP")}
+    egress_ports = {(port["port"], port["protocol"]) for rule in egress for port in rule["ports"]}
+    assert egress_ports == {(53, "UDP"), (53, "TCP"), (8200, "TCP"), (443, "TCP")}
     changed = override("its-vault-config", env, "networkPolicy:\n  injector:\n    enabled: false\n")
     assert not wrong(network_policies(changed), env, [("injector", "api-server", 8080, False)])
 
