@@ -72,7 +72,9 @@ class VaultSecrets:
 
     def _client(self) -> hvac.Client:
         s = self.settings
-        client = hvac.Client(url=s.vault_addr, timeout=5)
+        # An https address is verified against the configured CA, or the system trust store.
+        verify: bool | str = str(s.vault_ca_file) if s.vault_ca_file else True
+        client = hvac.Client(url=s.vault_addr, timeout=5, verify=verify)
         if s.vault_auth_method == "kubernetes":
             client.auth.kubernetes.login(role=s.vault_role, jwt=SERVICE_ACCOUNT_TOKEN.read_text())
         else:

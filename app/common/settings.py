@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     vault_role_id: str | None = None
     vault_secret_id_file: Path | None = None
     vault_kv_mount: str = "secret"
+    # The CA that signed Vault's certificate (the cluster's OpenBao CA); unset: the system store.
+    vault_ca_file: Path | None = None
 
     # API. The request limit is the frame limit plus room for the multipart envelope (part
     # headers, boundaries, the captured_at field); the guard refuses anything larger unread.

@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.redis import RedisFile, redis_settings
 from infra.facts.stack_config import KafkaConfig
 from infra.pulumi.catalogue import Catalogue, helm_release
@@ -22,6 +23,10 @@ KAFKA_LISTENER, KAFKA_PORT = "tls", 9093
 STRIMZI_RELEASE = "strimzi-kafka-operator"
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 REDIS_RELEASE = "redis"
+# The brokers' JMX exporter rules: the file the local brokers' javaagent reads, so both platforms
+# export the same names (infrastructure/prometheus/exporters.yaml, strimzi-kafka).
+KAFKA_METRICS_FILE = INFRASTRUCTURE / "kafka" / "jmx-exporter.yaml"
+KAFKA_METRICS_CONFIG_MAP, KAFKA_METRICS_KEY = f"{KAFKA_NAME}-metrics", "kafka-metrics-config.yml"
 
 
 # The Secret (namespace data) that carries Redis's credentials for the redis-ha release. It is
@@ -85,6 +90,24 @@ def redis_release_values(settings: RedisFile) -> dict[str, Any]:
 PROGRAM_VALUES = {REDIS_RELEASE: lambda: redis_release_values(redis_settings())}
 
 
+def program_values(release: str, given: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What the program sets in a release's values: this module's facts and other components'."""
+    if release not in PROGRAM_VALUES and release not in given:
+        return None
+    own = PROGRAM_VALUES[release]() if release in PROGRAM_VALUES else {}
+    return _merged(own, given.get(release, {}))
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Maps merge, anything else replaces; never copies a leaf (a leaf may be an Output, which
+    cannot be deep-copied)."""
+    out = dict(base)
+    for key, value in over.items():
+        both_maps = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = _merged(out[key], value) if both_maps else value
+    return out
+
+
 @dataclass(frozen=True)
 class DataStacksArgs:
     environment: str
@@ -97,8 +120,9 @@ class DataStacksArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     # Namespaces whose pods may reach the Kafka listener (the app, KEDA's lag scaler).
     kafka_client_namespaces: Sequence[str] = ()
-    # Values of a release that only other components know (an IRSA role's ARN, the VPC's id).
-    program_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Values other components hold for a release (cloud outputs: a key id, an IRSA role's ARN,
+    # the VPC's id), merged over PROGRAM_VALUES.
+    release_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def kafka_node_pool_spec(kafka: KafkaConfig) -> dict[str, Any]:
@@ -176,17 +200,19 @@ def kafka_spec(kafka: KafkaConfig, client_namespaces: Sequence[str] = ()) -> dic
                 "auto.create.topics.enable": False,
             },
             "rack": {"topologyKey": "topology.kubernetes.io/zone"},
+            # The JMX exporter on every broker (port tcp-prometheus, 9404), with the shared rules
+            # (the ConfigMap _kafka makes from KAFKA_METRICS_FILE).
+            "metricsConfig": {
+                "type": "jmxPrometheusExporter",
+                "valueFrom": {
+                    "configMapKeyRef": {"name": KAFKA_METRICS_CONFIG_MAP, "key": KAFKA_METRICS_KEY}
+                },
+            },
         },
         "entityOperator": {"topicOperator": {}, "userOperator": {}},
+        # Consumer group lag (kafka_consumergroup_lag) for the worker's group, and partitions.
+        "kafkaExporter": {"topicRegex": ".*", "groupRegex": ".*"},
     }
-
-
-def _program_values(args: DataStacksArgs, release: str) -> Mapping[str, Any] | None:
-    if release in PROGRAM_VALUES and release in args.program_values:
-        raise ValueError(f"{release}: program values come from two places")
-    if release in PROGRAM_VALUES:
-        return PROGRAM_VALUES[release]()
-    return args.program_values.get(release)
 
 
 class DataStacks(pulumi.ComponentResource):
@@ -204,7 +230,7 @@ class DataStacks(pulumi.ComponentResource):
                     parent=self,
                     depends_on=previous_waves,
                     protect=args.protect,
-                    program_values=_program_values(args, release.name),
+                    program_values=program_values(release.name, args.release_values),
                 )
                 for release in wave
             }
@@ -225,6 +251,18 @@ class DataStacks(pulumi.ComponentResource):
             protect=args.protect,
         )
         labels = {"app.kubernetes.io/part-of": "its-camera-ai", "strimzi.io/cluster": KAFKA_NAME}
+        metrics = k8s.core.v1.ConfigMap(
+            f"{name}-kafka-metrics",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=KAFKA_METRICS_CONFIG_MAP,
+                namespace=KAFKA_NAMESPACE,
+                labels={"app.kubernetes.io/part-of": "its-camera-ai"},
+            ),
+            data={KAFKA_METRICS_KEY: KAFKA_METRICS_FILE.read_text()},
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[self.releases[STRIMZI_RELEASE]]
+            ),
+        )
         node_pool = k8s.apiextensions.CustomResource(
             f"{name}-kafka-node-pool",
             api_version=STRIMZI_API,
@@ -245,6 +283,7 @@ class DataStacks(pulumi.ComponentResource):
                 labels={"app.kubernetes.io/part-of": "its-camera-ai"},
             ),
             spec=kafka_spec(args.kafka, args.kafka_client_namespaces),
-            opts=opts,
+            # The metrics ConfigMap first: Strimzi refuses a metricsConfig it cannot read.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[metrics])),
         )
         return [node_pool, cluster]

@@ -10,6 +10,7 @@ import pulumi
 from infra.facts.recovery import recovery
 from infra.facts.stack_config import StackConfig, from_pulumi
 from infra.pulumi.addons import Addons, AddonsArgs
+from infra.pulumi.alerting import KUBE_PROMETHEUS_STACK_RELEASE, Alerting, AlertingArgs
 from infra.pulumi.backups import PostgresBackups, PostgresBackupsArgs
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
@@ -21,6 +22,7 @@ from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, No
 from infra.pulumi.project_charts import project_chart_values
 from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
 from infra.pulumi.storage import Storage, StorageArgs
+from infra.pulumi.vault_unseal import OPENBAO_RELEASE, SnapshotIdentity, VaultUnseal, VaultUnsealArgs
 
 ARGOCD_RELEASE = "argocd"
 
@@ -125,9 +127,10 @@ def run(config: StackConfig | None = None) -> None:
             protect=cfg.protect_stateful_resources,
         ),
     )
-    program_values: dict[str, dict[str, Any]] = {}
+    # The load balancer controller's IRSA role and the VPC it serves, before its release.
+    release_values: dict[str, Any] = {}
     if LBC_RELEASE in cfg.data_stacks.releases:
-        program_values[LBC_RELEASE] = LoadBalancerController(
+        release_values[LBC_RELEASE] = LoadBalancerController(
             "load-balancer-controller",
             LoadBalancerControllerArgs(
                 cluster_name=cfg.cluster_name,
@@ -140,6 +143,29 @@ def run(config: StackConfig | None = None) -> None:
                 tags=tags,
             ),
         ).release_values
+    # OpenBao's seal key, its IRSA role and its snapshot store, before its release.
+    vault_unseal = (
+        vault_aws(cfg, catalogue.release(OPENBAO_RELEASE).namespace, cluster, platform_secrets)
+        if OPENBAO_RELEASE in cfg.data_stacks.releases
+        else None
+    )
+    # Where Alertmanager delivers (SNS topics, its IRSA role), before its release.
+    alerting = (
+        Alerting(
+            "alerting",
+            AlertingArgs(
+                cluster_name=cfg.cluster_name,
+                region=cfg.region,
+                namespace=catalogue.release(KUBE_PROMETHEUS_STACK_RELEASE).namespace,
+                oidc_provider_arn=cluster.oidc_provider.arn,
+                oidc_issuer_url=cluster.oidc_issuer_url,
+                tags=cfg.resource_tags,
+                protect=cfg.protect_stateful_resources,
+            ),
+        )
+        if KUBE_PROMETHEUS_STACK_RELEASE in cfg.data_stacks.releases
+        else None
+    )
     data_stacks = DataStacks(
         "data-stacks",
         DataStacksArgs(
@@ -149,13 +175,17 @@ def run(config: StackConfig | None = None) -> None:
                 r for r in cfg.data_stacks.releases if r not in (DEVICE_PLUGIN_RELEASE, AUTOSCALER_RELEASE)
             ],
             kafka=cfg.data_stacks.kafka,
-            program_values=program_values,
             provider=cluster.provider,
             protect=cfg.protect_stateful_resources,
             kafka_client_namespaces=[
                 chart_namespace("its-camera-ai"),
                 *([catalogue.release("keda").namespace] if "keda" in cfg.data_stacks.releases else []),
             ],
+            release_values={
+                **release_values,
+                **({OPENBAO_RELEASE: vault_unseal.release_values} if vault_unseal else {}),
+                **({KUBE_PROMETHEUS_STACK_RELEASE: alerting.release_values} if alerting else {}),
+            },
             depends_on=[
                 *addons.addons,
                 *node_pools.node_groups.values(),
@@ -208,3 +238,32 @@ def run(config: StackConfig | None = None) -> None:
         "nodePools", {name: group.node_group_name for name, group in node_pools.node_groups.items()}
     )
     pulumi.export("releases", {name: catalogue.release(name).version for name in all_releases})
+    if alerting:
+        pulumi.export("alertTopics", {receiver: topic.arn for receiver, topic in alerting.topics.items()})
+    if vault_unseal:
+        pulumi.export("openbaoSealKeyArn", vault_unseal.seal_key.arn)
+        pulumi.export("openbaoSnapshotBucket", vault_unseal.snapshot_bucket.bucket)
+
+
+def vault_aws(cfg: StackConfig, namespace: str, cluster: Cluster, secrets: PlatformSecrets) -> VaultUnseal:
+    snapshots = project_chart_values("its-vault-config", cfg.environment)["snapshots"]
+    return VaultUnseal(
+        "vault-unseal",
+        VaultUnsealArgs(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            namespace=namespace,
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            snapshots=SnapshotIdentity(
+                namespace=chart_namespace("its-vault-config"),
+                service_account=snapshots["serviceAccount"],
+                target_config_map=snapshots["targetConfigMap"],
+            ),
+            provider=cluster.provider,
+            tags=cfg.resource_tags,
+            protect=cfg.protect_stateful_resources,
+            # The snapshot identity's namespace is made with the Secrets.
+            depends_on=list(secrets.secrets.values()),
+        ),
+    )

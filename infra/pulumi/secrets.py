@@ -30,6 +30,9 @@ from infra.pulumi.gitops_root import chart_namespace
 from infra.pulumi.project_charts import project_chart_values
 
 MINIO_RELEASE = "minio"
+OPENBAO_RELEASE = "openbao"
+# The address every pod's own `bao` and the chart's probes use (BAO_ADDR https://127.0.0.1:8200).
+OPENBAO_LOOPBACK = "127.0.0.1"
 API, WORKER, MIGRATE = "its-api", "its-worker", "its-migrate"
 # The Sentinels of redis-ha know no ACL users: the app logs in there as `default` with the
 # Sentinels' requirepass (docs/runbooks/vault.md, "Data-plane credentials").
@@ -119,6 +122,8 @@ class PlatformSecrets(pulumi.ComponentResource):
             self._redis()
         if MINIO_RELEASE in args.releases:
             self._minio()
+        if OPENBAO_RELEASE in args.releases:
+            self._openbao_tls()
         self._vault_seed[seed_key("its/api/pepper")] = self._password(
             "its-api-pepper", length=PEPPER_LENGTH, special=True
         ).apply(lambda pepper: {"pepper": pepper})
@@ -201,12 +206,15 @@ class PlatformSecrets(pulumi.ComponentResource):
         )
         return KeyPair(key.private_key_pem, cert.cert_pem)
 
-    def _server_cert(self, name: str, ca: KeyPair, dns_names: Sequence[str]) -> KeyPair:
+    def _server_cert(
+        self, name: str, ca: KeyPair, dns_names: Sequence[str], ip_addresses: Sequence[str] = ()
+    ) -> KeyPair:
         key = tls.PrivateKey(f"{name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._kept())
         request = tls.CertRequest(
             f"{name}-csr",
             private_key_pem=key.private_key_pem,
             dns_names=list(dns_names),
+            ip_addresses=list(ip_addresses) or None,
             subject=tls.CertRequestSubjectArgs(common_name=dns_names[0], organization="its-camera-ai"),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -323,6 +331,30 @@ class PlatformSecrets(pulumi.ComponentResource):
                 if user == owner:
                     self._seed_path(identity, "minio", minio_credentials(user, secret_key))
 
+    def _openbao_tls(self) -> None:
+        """OpenBao's listener certificate, signed by the program's OpenBao CA for every name the
+        servers are reached by, and that CA where each client verifies the server: the
+        its-vault-config Jobs (vault namespace) and the app (its namespace)."""
+        release = self._args.catalogue.release(OPENBAO_RELEASE)
+        values = release.values(self._args.environment)
+        ca = self._ca("openbao-ca", "openbao CA")
+        server = self._server_cert(
+            "openbao-server",
+            ca,
+            openbao_dns_names(release.name, release.namespace),
+            ip_addresses=[OPENBAO_LOOPBACK],
+        )
+        self._secret(
+            release.namespace,
+            openbao_tls_secret(values),
+            {"tls.crt": server.cert_pem, "tls.key": server.key_pem, "ca.crt": ca.cert_pem},
+            secret_type="kubernetes.io/tls",  # noqa: S106 - a Secret's type
+        )
+        config = project_chart_values("its-vault-config", self._args.environment)["vault"]
+        self._secret(chart_namespace("its-vault-config"), config["caSecret"], {"ca.crt": ca.cert_pem})
+        app = project_chart_values("its-camera-ai", self._args.environment)["config"]["vault"]
+        self._secret(chart_namespace("its-camera-ai"), app["caSecret"], {"ca.crt": ca.cert_pem})
+
     # -- Vault --------------------------------------------------------------------------
 
     def _seed_path(self, identity: str, stack: str, data: Mapping[str, pulumi.Input[str]]) -> None:
@@ -371,3 +403,29 @@ def minio_dns_names(values: Mapping[str, Any], namespace: str) -> list[str]:
     ]
     headless = [f"*.{name}-svc.{namespace}.svc", f"*.{name}-svc.{namespace}.svc.cluster.local"]
     return service + headless
+
+
+def openbao_tls_secret(values: Mapping[str, Any]) -> str:
+    """The Secret values/openbao mounts for its listener: the one `secret` extraVolume."""
+    (name,) = [v["name"] for v in values["server"]["extraVolumes"] if v["type"] == "secret"]
+    return str(name)
+
+
+def openbao_dns_names(fullname: str, namespace: str) -> list[str]:
+    """The names OpenBao is reached by: its Services (<fullname>, -active, -standby, each short,
+    namespaced and fully qualified) and each server through the headless <fullname>-internal
+    (retry_join's leader_api_addr, request forwarding)."""
+    services = [fullname, f"{fullname}-active", f"{fullname}-standby", f"{fullname}-internal"]
+    names = [
+        f"{service}{suffix}"
+        for service in services
+        for suffix in ("", f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local")
+    ]
+    internal = f"{fullname}-internal"
+    servers = [
+        f"*.{internal}",
+        f"*.{internal}.{namespace}",
+        f"*.{internal}.{namespace}.svc",
+        f"*.{internal}.{namespace}.svc.cluster.local",
+    ]
+    return names + servers

@@ -42,6 +42,8 @@ def pod_spec(obj: Manifest) -> dict[str, Any] | None:
 def pod_labels(obj: Manifest) -> dict[str, str]:
     if obj.get("kind") == "Pod":
         return dict(obj["metadata"].get("labels", {}))
+    if obj.get("kind") == "CronJob":
+        return dict(obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {}))
     return dict(obj["spec"]["template"]["metadata"].get("labels", {}))
 
 
@@ -279,6 +281,18 @@ def _service_monitor(obj: Manifest) -> list[str]:
     return problems
 
 
+def _pod_monitor(obj: Manifest) -> list[str]:
+    """The operator's PodMonitor: a label selector and endpoints naming a container port."""
+    problems = _need(obj, "spec.selector", "spec.podMetricsEndpoints")
+    selector = obj.get("spec", {}).get("selector") or {}
+    if not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        problems.append(f"{ident(obj)}: an empty selector would scrape every pod")
+    for endpoint in obj.get("spec", {}).get("podMetricsEndpoints") or []:
+        if not endpoint.get("port"):
+            problems.append(f"{ident(obj)}: an endpoint without port")
+    return problems
+
+
 def _scaled_object(obj: Manifest) -> list[str]:
     problems = _need(obj, "spec.scaleTargetRef.name", "spec.triggers")
     for trigger in obj.get("spec", {}).get("triggers") or []:
@@ -398,6 +412,7 @@ CUSTOM_RESOURCES: dict[tuple[str, str], Callable[[Manifest], list[str]]] = {
     ("argoproj.io", "AppProject"): _app_project,
     ("monitoring.coreos.com", "PrometheusRule"): _prometheus_rule,
     ("monitoring.coreos.com", "ServiceMonitor"): _service_monitor,
+    ("monitoring.coreos.com", "PodMonitor"): _pod_monitor,
     ("keda.sh", "ScaledObject"): _scaled_object,
     ("keda.sh", "TriggerAuthentication"): _trigger_authentication,
     ("kafka.strimzi.io", "KafkaTopic"): _kafka_topic,

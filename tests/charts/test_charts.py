@@ -311,12 +311,14 @@ def test_network_policies_deny_by_default_and_allow_only_the_app_flows(env: str)
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_rule_group_is_loaded_exactly_once(env: str) -> None:
-    """The app chart and its-monitoring split infrastructure/prometheus/rules/ between them."""
-    expected = sorted(
-        group["name"]
-        for path in (INFRASTRUCTURE / "prometheus" / "rules").glob("*.yaml")
-        for group in yaml.safe_load(path.read_text())["groups"]
-    )
+    """The app chart and its-monitoring split infrastructure/prometheus/rules/ between them, but
+    for the local platform's own (local.yaml), and add the cluster's (rules-cloud/)."""
+    prometheus = INFRASTRUCTURE / "prometheus"
+    paths = [p for p in (prometheus / "rules").glob("*.yaml") if p.name != "local.yaml"]
+    paths += list((prometheus / "rules-cloud").glob("*.yaml"))
+    expected = sorted(group["name"] for path in paths for group in yaml.safe_load(path.read_text())["groups"])
+    local = {g["name"] for g in yaml.safe_load((prometheus / "rules" / "local.yaml").read_text())["groups"]}
+    assert local and not local & set(expected)
     loaded = sorted(
         group["name"]
         for chart in ("its-camera-ai", "its-monitoring")
@@ -326,7 +328,7 @@ def test_every_rule_group_is_loaded_exactly_once(env: str) -> None:
     assert loaded == expected
     sources = {
         yaml.safe_dump(group, sort_keys=True)
-        for path in (INFRASTRUCTURE / "prometheus" / "rules").glob("*.yaml")
+        for path in paths
         for group in yaml.safe_load(path.read_text())["groups"]
     }
     for chart in ("its-camera-ai", "its-monitoring"):

@@ -223,6 +223,7 @@ def pods(env: str) -> dict[str, Pod]:
     }
     vault_config = env_render("its-vault-config", env)
     out["vault-config-job"] = _pod_of(vault_config, vault_config.of_kind("Job")[0], "vault-config-job")
+    out["vault-snapshot"] = _pod_of(vault_config, vault_config.of_kind("CronJob")[0], "vault-snapshot")
     buckets = env_render("its-minio-buckets", env)
     out["bucket-job"] = _pod_of(buckets, buckets.of_kind("Job")[0], "bucket-job")
 
@@ -417,8 +418,9 @@ def test_every_namespace_of_the_tree_denies_ingress_by_default_from_the_chart_th
 def test_the_switch_turns_the_namespace_policies_off(chart: str) -> None:
     rendered = override(chart, "prod", "networkPolicy:\n  enabled: false\n")
     names = {p["metadata"]["name"] for p in rendered.of_kind("NetworkPolicy")}
-    # Only the provisioning Jobs' own policies (they restrict the Job itself) remain.
-    assert names <= {"its-minio-buckets", "its-vault-config"}, names
+    # Only the provisioning Jobs' own policies (they restrict the Job itself) remain, and the
+    # snapshot CronJob's egress to S3 (it restricts that CronJob's pods).
+    assert names <= {"its-minio-buckets", "its-vault-config", "its-vault-config-snapshot-upload"}, names
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -431,7 +433,7 @@ def test_policies_admitting_a_flow_sync_before_the_deny_and_name_their_peers(env
             if name == f"{chart}-default-deny":
                 assert wave in (None, "-1"), name
                 continue
-            if name == chart:  # the Job's own policy: nothing may reach it
+            if name in (chart, f"{chart}-snapshot-upload"):  # a Job's own policy: nothing may reach it
                 assert not rules, name
                 continue
             assert wave == "-2", f"{name}: sync it before the default deny (wave -1)"
@@ -704,8 +706,24 @@ def test_vault_flows(env: str) -> None:
         ("injector", "api-server", 8200, False),
         ("injector", "api", 8200, False),
         ("vault-config-job", "openbao", 8200, False),
+        # The raft snapshot CronJob takes its snapshot from the API port; nothing reaches it.
+        ("openbao", "vault-snapshot", 8200, True),
+        ("openbao", "vault-snapshot", 8201, False),
+        ("vault-snapshot", "openbao", 8200, False),
+        ("vault-snapshot", "stranger", 443, False),
     ]
     assert not wrong(all_policies(env), env, flows)
+    # Its egress: DNS and OpenBao (the Job's own policy selects it too), and HTTPS out (S3, STS).
+    snapshot = everyone["vault-snapshot"]
+    egress = [
+        rule
+        for p in rendered.of_kind("NetworkPolicy")
+        if "Egress" in p["spec"]["policyTypes"]
+        and p["spec"]["podSelector"]["matchLabels"].items() <= snapshot.labels.items()
+        for rule in p["spec"].get("egress", [])
+    ]
+    egress_ports = {(port["port"], port["protocol"]) for rule in egress for port in rule["ports"]}
+    assert egress_ports == {(53, "UDP"), (53, "TCP"), (8200, "TCP"), (443, "TCP")}
     changed = override("its-vault-config", env, "networkPolicy:\n  injector:\n    enabled: false\n")
     assert not wrong(network_policies(changed), env, [("injector", "api-server", 8080, False)])
 

@@ -228,5 +228,9 @@ def test_the_custom_resource_checker_flags_broken_objects() -> None:
     rule = copy.deepcopy(rendered.of_kind("PrometheusRule")[0])
     rule["spec"]["groups"][0]["rules"][0].pop("expr")
     assert policy.schema_problems(rule, "1.33")
+    monitor = copy.deepcopy(env_render("its-databases", "prod").of_kind("PodMonitor")[0])
+    assert not policy.schema_problems(monitor, "1.33")
+    monitor["spec"]["selector"] = {}
+    assert policy.schema_problems(monitor, "1.33")
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert policy.schema_problems(unknown, "1.33")

@@ -94,6 +94,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{outputs['name']}"
         elif args.typ == "aws:kms/key:Key":
             outputs["keyId"] = resource_id
+        elif args.typ == "aws:s3/bucket:Bucket":
+            # S3 names a bucket made from a prefix: the prefix and a unique suffix.
+            outputs.setdefault("bucket", f"{args.inputs.get('bucketPrefix', '')}{args.name}")
+            outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = mock_password(args.name, int(args.inputs["length"]))
         elif args.typ == "tls:index/privateKey:PrivateKey":

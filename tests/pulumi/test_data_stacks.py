@@ -122,7 +122,11 @@ def test_data_stacks_answer_where_the_app_looks(env: str) -> None:
     assert app["minio"]["endpoint"] == f"{minio['fullnameOverride']}.minio.svc:{minio['service']['port']}"
     assert minio["tls"]["enabled"] is True and app["minio"]["secure"] is True
     assert minio["image"]["repository"].startswith("quay.io/minio/")  # Docker Hub's copies are gone
-    assert app["vault"]["addr"] == "http://openbao.vault.svc:8200"
+    openbao = values("openbao", env)
+    # The active server only, over TLS: the listener has TLS on and the chart's active Service is on.
+    assert app["vault"]["addr"] == "https://openbao-active.vault.svc:8200"
+    assert openbao["global"]["tlsDisable"] is False
+    assert openbao["server"].get("service", {}).get("active", {}).get("enabled", True) is True
     assert app["kafka"]["bootstrapServers"] == "its-kafka-kafka-bootstrap.kafka.svc:9093"
     assert app["kafka"]["securityProtocol"] == "SASL_SSL"
 

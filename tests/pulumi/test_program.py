@@ -128,6 +128,9 @@ def test_irsa_roles_trust_exactly_their_service_account(run: StackRun) -> None:
         "cluster-cni-irsa": "system:serviceaccount:kube-system:aws-node",
         "load-balancer-controller": "system:serviceaccount:kube-system:aws-load-balancer-controller",
         "postgres-backups-backup-tool": "system:serviceaccount:data:its-postgres",
+        "alerting-alertmanager": "system:serviceaccount:monitoring:kube-prometheus-stack-alertmanager",
+        "vault-unseal-server": "system:serviceaccount:vault:openbao",
+        "vault-unseal-snapshots": "system:serviceaccount:vault:openbao-snapshot",
     }
     assert set(irsa) == set(expected)
     issuer = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
@@ -227,8 +230,15 @@ def test_every_helm_release_is_the_catalogue_pin(run: StackRun) -> None:
         assert "latest" not in inputs["version"] and not set(inputs["version"]) & set("^~*<>=x |")
         assert inputs["chart"] == entry.chart and inputs["repositoryOpts"]["repo"] == entry.repo
         assert inputs["namespace"] == entry.namespace
-        if name in ("cluster-autoscaler", "redis", "aws-load-balancer-controller"):
-            continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*, test_nodes
+        if name in (
+            "cluster-autoscaler",
+            "redis",
+            "aws-load-balancer-controller",
+            "openbao",
+            "kube-prometheus-stack",
+        ):
+            continue  # the files' values plus the program's: test_the_autoscaler_*, test_redis_*, test_nodes,
+            # tests/pulumi/test_vault_unseal.py, tests/pulumi/test_alerting.py
         assert inputs["values"] == entry.values(run.stack), name
     assert run.exports["releases"] == {n: catalogue.release(n).version for n in cfg.data_stacks.releases}
 
@@ -269,7 +279,7 @@ STATEFUL_TYPES = frozenset(
         "aws:kms/key:Key",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:eks/cluster:Cluster",
-        # The PostgreSQL backups (and their key, above).
+        # The PostgreSQL backups and OpenBao's snapshots (and their keys, above).
         "aws:s3/bucket:Bucket",
         "kubernetes:kafka.strimzi.io/v1beta2:Kafka",
         "kubernetes:kafka.strimzi.io/v1beta2:KafkaNodePool",
@@ -303,7 +313,16 @@ def test_stateful_things_are_protected_outside_dev_and_nothing_else_is(run: Stac
 
 def test_every_resource_sits_under_its_concern_s_component(run: StackRun) -> None:
     components = {r.name for r in run.resources if r.type.startswith("its:")}
-    assert components >= {"network", "cluster", "nodepools", "addons", "data-stacks", "gitops-root"}
+    assert components >= {
+        "network",
+        "cluster",
+        "nodepools",
+        "addons",
+        "data-stacks",
+        "gitops-root",
+        "vault-unseal",
+        "alerting",
+    }
     parents = {r.name: r.options.parent for r in run.resources}
 
     def component_of(name: str | None) -> str | None:

@@ -213,6 +213,6 @@ def test_minio_tls_is_signed_by_the_program_s_ca_for_minio_s_names(env: str) -> 
     ]
     assert cert.inputs["caCertPem"] == data["ca.crt"]
     assert "server_auth" in cert.inputs["allowedUses"]
-    (request,) = run.of_type("tls:index/certRequest:CertRequest")
+    (request,) = [r for r in run.of_type("tls:index/certRequest:CertRequest") if r.name == "minio-server-csr"]
     # The app's endpoint (config.minio.endpoint minio.minio.svc:443) is a name of the certificate.
     assert "minio.minio.svc" in request.inputs["dnsNames"]

@@ -224,6 +224,29 @@ seccompProfile:
   readOnly: true
 {{- end }}
 
+{{/* OpenBao over TLS, verified with the CA of config.vault.caSecret (the program's OpenBao CA). */}}
+{{- define "its.vaultCaPath" -}}/etc/its/vault-ca/ca.crt{{- end }}
+
+{{- define "its.vaultCaVolume" -}}
+{{- with .Values.config.vault.caSecret }}
+- name: vault-ca
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "its.vaultCaMount" -}}
+{{- if .Values.config.vault.caSecret }}
+- name: vault-ca
+  mountPath: {{ include "its.vaultCaPath" . | dir }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
 {{/* Environment shared by the API and the worker (ITS_* settings, never a secret). */}}
 {{- define "its.commonEnv" -}}
 - name: ITS_ENVIRONMENT
@@ -248,6 +271,10 @@ seccompProfile:
   value: {{ .Values.config.minio.secure | quote }}
 - name: ITS_VAULT_ADDR
   value: {{ .Values.config.vault.addr | quote }}
+{{- if .Values.config.vault.caSecret }}
+- name: ITS_VAULT_CA_FILE
+  value: {{ include "its.vaultCaPath" . | quote }}
+{{- end }}
 - name: ITS_VAULT_AUTH_METHOD
   value: "kubernetes"
 - name: ITS_VAULT_KV_MOUNT

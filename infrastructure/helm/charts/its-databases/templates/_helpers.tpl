@@ -26,3 +26,7 @@ its.ai/environment: {{ required "environment is required" .Values.environment }}
 {{- end }}
 {{- toYaml $r }}
 {{- end }}
+
+{{- define "itsdb.queriesConfigMap" -}}
+{{- printf "%s-exporter-queries" .Values.cluster.name }}
+{{- end }}

@@ -42,6 +42,9 @@ apply.sh: |
   {{- range $name, $path := $policies }}
   {{ $cli }} policy write {{ $name }} /config/policy-{{ $name }}.hcl
   {{- end }}
+  # The audit device: every request and response (secrets HMAC'd) to the servers' audit volume.
+  {{ $cli }} audit list -format=json | grep -q '"{{ .Values.audit.path }}/"' \
+    || {{ $cli }} audit enable -path={{ .Values.audit.path }} file file_path={{ .Values.audit.filePath }}
   {{ $cli }} auth list -format=json | grep -q '"kubernetes/"' || {{ $cli }} auth enable kubernetes
   {{ $cli }} write auth/kubernetes/config kubernetes_host={{ .Values.vault.kubernetesHost | quote }}
   {{- range $layout.approles }}
@@ -57,6 +60,20 @@ apply.sh: |
     policies={{ join "," .policies }} \
     token_ttl={{ .token_ttl }} token_max_ttl={{ .token_max_ttl }}
   {{- end }}
+  {{- with .Values.snapshots }}
+  {{- if .enabled }}
+  {{- if not (hasKey $policies .policy) }}
+  {{- fail (printf "snapshots.policy: %q has no file in infrastructure/vault/policies/" .policy) }}
+  {{- end }}
+  # The raft snapshot CronJob: its own service account in this namespace, its one policy.
+  {{ $cli }} write auth/kubernetes/role/{{ .vaultRole }} \
+    bound_service_account_names={{ .serviceAccount }} \
+    bound_service_account_namespaces={{ $.Release.Namespace }} \
+    audience={{ $.Values.app.tokenAudience }} \
+    policies={{ .policy }} \
+    token_ttl={{ .tokenTtl }} token_max_ttl={{ .tokenTtl }}
+  {{- end }}
+  {{- end }}
   # The generated credentials (Pulumi's seed Secret): its.api.redis -> its/api/redis.
   for file in /seed/*; do
     {{ $cli }} kv put -mount={{ $mount }} "$(basename "$file" | tr . /)" @"$file" >/dev/null
@@ -71,4 +88,69 @@ policy-{{ $name }}.hcl: |
 
 {{- define "itsvault.jobName" -}}
 {{- printf "%s-%s" .Release.Name (include "itsvault.configData" . | sha256sum | trunc 8) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+
+{{/* The program's OpenBao CA (vault.caSecret, key ca.crt), which every client of this chart
+     verifies the server with. */}}
+{{- define "itsvault.caPath" -}}/etc/its/vault-ca/ca.crt{{- end }}
+
+{{- define "itsvault.caVolume" -}}
+- name: vault-ca
+  secret:
+    secretName: {{ .Values.vault.caSecret }}
+    defaultMode: 0444
+    items:
+      - {key: ca.crt, path: ca.crt}
+{{- end }}
+
+{{- define "itsvault.caMount" -}}
+- name: vault-ca
+  mountPath: {{ include "itsvault.caPath" . | dir }}
+  readOnly: true
+{{- end }}
+
+{{/* How a `vault`/`bao` CLI of this chart reaches the server: the active address, the CA. */}}
+{{- define "itsvault.cliEnv" -}}
+{{- $prefix := ternary "BAO" "VAULT" (eq .Values.image.cli "bao") }}
+- name: {{ $prefix }}_ADDR
+  value: {{ .Values.vault.addr | quote }}
+- name: {{ $prefix }}_CACERT
+  value: {{ include "itsvault.caPath" . | quote }}
+# The image's entrypoint would otherwise try to lock memory and chown /vault.
+- name: SKIP_SETCAP
+  value: "true"
+- name: SKIP_CHOWN
+  value: "true"
+{{- end }}
+
+{{- define "itsvault.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The snapshot pods carry the chart's selector labels, so the Job's NetworkPolicy (DNS and
+     the API port of OpenBao, no ingress) and OpenBao's admission of this chart's Jobs apply to
+     them too; networkpolicy-snapshot.yaml adds their upload. */}}
+{{- define "itsvault.snapshotLabels" -}}
+{{ include "itsvault.selectorLabels" . }}
+app.kubernetes.io/component: snapshot
+app.kubernetes.io/part-of: its-camera-ai
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+its.ai/environment: {{ required "environment is required" .Values.environment }}
+{{- end }}
+
+{{- define "itsvault.uploaderImage" -}}
+{{- $u := .Values.snapshots.uploader }}
+{{- if $u.digest }}{{ printf "%s@%s" $u.repository $u.digest }}
+{{- else }}{{ printf "%s:%s" $u.repository $u.tag }}{{ end }}
 {{- end }}

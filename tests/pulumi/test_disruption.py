@@ -1,0 +1,60 @@
+"""Voluntary disruptions (node drains, AMI rollouts) take one pod of a stack at a time, and no
+node holds two MinIO servers where the pools allow it: the values each release gets from the
+program, per stack, in the keys of each pinned chart (minio 5.4.0: podDisruptionBudget,
+affinity, topologySpreadConstraints; redis-ha 4.33.8: podDisruptionBudget, rendered as the
+PDB's spec; kube-prometheus-stack 76.5.1: prometheus/alertmanager.podDisruptionBudget)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.pulumi.stacks import STACKS, StackRun, stack_run
+
+MINIO_PODS = {"app": "minio", "release": "minio"}
+
+
+def _values(run: StackRun, release: str) -> dict[str, Any]:
+    (found,) = [r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == release]
+    values: dict[str, Any] = found.inputs["values"]
+    return values
+
+
+@pytest.fixture(params=STACKS)
+def run(request: pytest.FixtureRequest) -> StackRun:
+    result = stack_run(request.param)
+    assert result.error is None, result.error
+    return result
+
+
+def test_minio_loses_one_server_at_a_time_and_never_two_to_one_node(run: StackRun) -> None:
+    values = _values(run, "minio")
+    assert values["replicas"] == 4
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    anti = values["affinity"]["podAntiAffinity"]
+    if run.stack == "dev":  # two general and two system nodes: preferred only
+        (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == MINIO_PODS
+        return
+    (term,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term == {"labelSelector": {"matchLabels": MINIO_PODS}, "topologyKey": "kubernetes.io/hostname"}
+    (spread,) = values["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone" and spread["maxSkew"] == 1
+    assert spread["whenUnsatisfiable"] == "DoNotSchedule"
+    assert spread["labelSelector"]["matchLabels"] == MINIO_PODS
+
+
+def test_redis_loses_one_pod_at_a_time(run: StackRun) -> None:
+    values = _values(run, "redis")
+    assert values["podDisruptionBudget"] == {"maxUnavailable": 1}
+    assert values["replicas"] >= 3
+
+
+def test_prometheus_and_alertmanager_lose_one_pod_at_a_time(run: StackRun) -> None:
+    values = _values(run, "kube-prometheus-stack")
+    for component in ("prometheus", "alertmanager"):
+        pdb = values[component]["podDisruptionBudget"]
+        # The chart renders minAvailable only when truthy: 0 leaves maxUnavailable alone.
+        assert pdb == {"enabled": True, "minAvailable": 0, "maxUnavailable": 1}, component
