@@ -14,7 +14,10 @@
    torch thread count in a bare predict loop.
 
 Each round runs both, baseline first; the figures printed are the medians over the rounds and
-the ratio drain / bare. Nothing is asserted: this prints what it measured.
+the ratio drain / bare. With them, the CPU seconds each party used during the last drain (this
+process, each supervised program of the platform with its children, and everything else on the
+machine): the worker shares the box with the stores it writes to, and this says how much of
+the two cores they took. Nothing is asserted: this prints what it measured.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import psycopg
 import torch
 from confluent_kafka import Producer
@@ -37,6 +41,7 @@ from PIL import Image
 
 from app.common.contracts import FRAMES_BUCKET, FRAMES_TOPIC, FrameEvent, frame_id_for, frame_object_key
 from app.common.settings import Settings
+from app.worker import metrics
 from app.worker.consumer import Worker
 from app.worker.detector import Detector, resolve_weights
 from infra.kernel.ports import free_port
@@ -127,12 +132,72 @@ async def drain(settings: Settings, dsn: str, staged: Staged) -> tuple[float, in
     return (total - first) / (now - first_at), first
 
 
-def bare_rate(detector: Detector, images: list[Image.Image], batch: int) -> float:
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of a process and its children, 0 for one that is gone."""
+    try:
+        family = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for member in family:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+class CpuShares:
+    """CPU seconds per party over a span: this process, each platform program, the rest."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.parties = {"this process (the worker)": psutil.Process()}
+        for name, info in platform.supervisor.info().items():
+            if info["pid"]:
+                self.parties[name] = psutil.Process(info["pid"])
+
+    def __enter__(self) -> CpuShares:
+        self.before = {name: cpu_seconds(p) for name, p in self.parties.items()}
+        self.machine_before = _machine_busy()
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.seconds = time.monotonic() - self.started
+        self.used = {name: cpu_seconds(p) - self.before[name] for name, p in self.parties.items()}
+        self.machine = _machine_busy() - self.machine_before
+
+    def report(self) -> str:
+        ranked = sorted(self.used.items(), key=lambda item: -item[1])
+        others = self.machine - sum(self.used.values())
+        lines = [f"CPU seconds during the last drain ({self.seconds:.1f} s wall, 2 cores):"]
+        lines += [f"  {name}: {used:.1f}" for name, used in ranked if used >= 0.1]
+        lines.append(f"  everything else on the machine: {max(others, 0.0):.1f}")
+        return "\n".join(lines)
+
+
+def _machine_busy() -> float:
+    times = psutil.cpu_times()
+    return float(times.user + times.nice + times.system + times.irq + times.softirq)
+
+
+def bare_rate(detector: Detector, images: list[Image.Image], batch: int) -> tuple[float, float]:
+    """Frames/s of the bare loop, and its mean seconds per batch."""
     detector.detect(images[:batch])  # warm, as the worker is after its first batch
     started = time.perf_counter()
+    batches = 0
     for start in range(0, len(images), batch):
         detector.detect(images[start : start + batch])
-    return len(images) / (time.perf_counter() - started)
+        batches += 1
+    elapsed = time.perf_counter() - started
+    return len(images) / elapsed, elapsed / batches
+
+
+def inference_totals() -> tuple[float, float]:
+    """The worker's own record of inference (its histogram in this process): seconds, batches."""
+    samples = {s.name: s.value for metric in metrics.INFERENCE.collect() for s in metric.samples}
+    return samples["its_worker_inference_seconds_sum"], samples["its_worker_inference_seconds_count"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,10 +222,15 @@ def main(argv: list[str] | None = None) -> int:
         for round_number in range(1, args.rounds + 1):
             staged = stage(platform, args.frames)
             decoded = [Image.open(io.BytesIO(data)).convert("RGB") for data in staged.images]
-            bare_rates.append(bare_rate(detector, decoded, settings.worker_batch_size))
+            bare, bare_batch_s = bare_rate(detector, decoded, settings.worker_batch_size)
+            bare_rates.append(bare)
             # Each round's worker serves its metrics on a port of its own (a server never stops).
             os.environ["ITS_WORKER_METRICS_PORT"] = str(free_port())
-            rate, first = asyncio.run(drain(Settings(), dsn, staged))
+            seconds_before, batches_before = inference_totals()
+            with CpuShares(platform) as shares:
+                rate, first = asyncio.run(drain(Settings(), dsn, staged))
+            seconds, batches = inference_totals()
+            worker_batch_s = (seconds - seconds_before) / (batches - batches_before)
             drain_rates.append(rate)
             print(
                 f"round {round_number}: bare {bare_rates[-1]:.1f} frames/s, drain {rate:.1f} frames/s "
@@ -177,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bare predict loop: {bare:.1f} frames/s (median of {args.rounds})")
     print(f"worker drain (Kafka -> MinIO -> YOLO -> PostgreSQL, Kafka, Redis): {drained:.1f} frames/s")
     print(f"ratio drain / bare: {drained / bare:.2f} (goal >= 0.9)")
+    print(
+        f"inference per batch in the last round: bare loop {bare_batch_s * 1000:.0f} ms, "
+        f"in the worker {worker_batch_s * 1000:.0f} ms (its first batch included)"
+    )
+    print(shares.report())
     return 0
 
 
