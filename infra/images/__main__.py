@@ -1,11 +1,16 @@
-"""python -m infra.images lock [--check]: write (or check) tools/images/<image>.lock."""
+"""python -m infra.images lock [--check] | packages [BASE ...]
+
+lock      write (or check) tools/images/<image>.lock from requirements.lock
+packages  build each base and record its package set in tools/images/<base>.packages
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from infra.images import locks
+from infra.facts.images import images_file
+from infra.images import base, locks, podman
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,11 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     lock = commands.add_parser("lock", help="derive each image's lock from requirements.lock")
     lock.add_argument("--check", action="store_true", help="fail if a committed lock is stale")
+    packages = commands.add_parser("packages", help="record each base's package set from the mirror")
+    packages.add_argument("bases", nargs="*", help="default: every base of tools/images/images.yaml")
     args = parser.parse_args(argv)
     try:
         if args.command == "lock":
             return _lock(check=args.check)
-    except locks.LockError as error:
+        if args.command == "packages":
+            for name in args.bases or images_file().bases:
+                print(f"{name}: {base.build(name, record=True)}")
+            return 0
+    except (locks.LockError, base.BaseImageError, podman.PodmanError) as error:
         print(f"infra.images: {error}", file=sys.stderr)
         return 1
     return 2
