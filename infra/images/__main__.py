@@ -2,6 +2,7 @@
 
 lock      write (or check) tools/images/<image>.lock from requirements.lock
 packages  build each base and record its package set in tools/images/<base>.packages
+build     build each image (cached by the hash of its inputs); print its size and digest
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 
 from infra.facts.images import images_file
-from infra.images import base, locks, podman
+from infra.images import base, build, locks, podman
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     lock.add_argument("--check", action="store_true", help="fail if a committed lock is stale")
     packages = commands.add_parser("packages", help="record each base's package set from the mirror")
     packages.add_argument("bases", nargs="*", help="default: every base of tools/images/images.yaml")
+    builder = commands.add_parser("build", help="build the images; print reference, size, digest")
+    builder.add_argument("images", nargs="*", help="default: every image of tools/images/images.yaml")
     args = parser.parse_args(argv)
     try:
         if args.command == "lock":
@@ -28,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.bases or images_file().bases:
                 print(f"{name}: {base.build(name, record=True)}")
             return 0
+        if args.command == "build":
+            return _build(args.images or list(images_file().images))
     except (locks.LockError, base.BaseImageError, podman.PodmanError) as error:
         print(f"infra.images: {error}", file=sys.stderr)
         return 1
@@ -42,6 +47,12 @@ def _lock(*, check: bool) -> int:
         return 1 if stale else 0
     for path in locks.write_locks():
         print(f"wrote {path}")
+    return 0
+
+
+def _build(images: list[str]) -> int:
+    for name in images:
+        print(build.build(name).line(), flush=True)
     return 0
 
 
