@@ -2,7 +2,8 @@
 
 lock      write (or check) tools/images/<image>.lock from requirements.lock
 packages  build each base and record its package set in tools/images/<base>.packages
-build     build each image (cached by the hash of its inputs); print its size and digest
+build     build each image (cached by the hash of its inputs); print its size and digest;
+          --record ENV writes the digests into ENV's its-camera-ai values (GitOps)
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import argparse
 import sys
 
 from infra.facts.images import images_file
-from infra.images import base, build, locks, podman
+from infra.facts.paths import relative
+from infra.images import base, build, gitops, locks, podman
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     packages.add_argument("bases", nargs="*", help="default: every base of tools/images/images.yaml")
     builder = commands.add_parser("build", help="build the images; print reference, size, digest")
     builder.add_argument("images", nargs="*", help="default: every image of tools/images/images.yaml")
+    builder.add_argument(
+        "--record", metavar="ENV", action="append", default=[], help="write the digests into ENV's values"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "lock":
@@ -32,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {base.build(name, record=True)}")
             return 0
         if args.command == "build":
-            return _build(args.images or list(images_file().images))
-    except (locks.LockError, base.BaseImageError, podman.PodmanError) as error:
+            return _build(args.images or list(images_file().images), args.record)
+    except (locks.LockError, base.BaseImageError, podman.PodmanError, gitops.GitOpsValuesError) as error:
         print(f"infra.images: {error}", file=sys.stderr)
         return 1
     return 2
@@ -50,9 +55,16 @@ def _lock(*, check: bool) -> int:
     return 0
 
 
-def _build(images: list[str]) -> int:
+def _build(images: list[str], environments: list[str]) -> int:
+    built = []
     for name in images:
-        print(build.build(name).line(), flush=True)
+        result = build.build(name)
+        print(result.line(), flush=True)
+        built.append(result)
+    for env in environments:
+        path = gitops.values_file(env)
+        gitops.record(path, {b.image: (b.reference.rpartition(":")[2], b.digest) for b in built})
+        print(f"recorded {', '.join(b.image for b in built)} digests in {relative(path)}")
     return 0
 
 

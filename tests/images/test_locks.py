@@ -1,13 +1,17 @@
 """Each image's lock is the closure of its pyproject groups, taken from requirements.lock: no
-hand-kept list, nothing of the dev group, every version the lock's."""
+hand-kept list, nothing of the dev group, every version the lock's; and the recorder of the
+digests in the GitOps values."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from packaging.utils import NormalizedName, canonicalize_name
 
 from infra.facts.images import images_file, lock_file
-from infra.images import locks
+from infra.images import gitops, locks
 
 DEV_TOOLS = ("pytest", "ruff", "mypy", "locust", "debugpy", "pip-tools", "pip")
 
@@ -62,3 +66,15 @@ def test_an_unknown_group_and_a_malformed_lock_line_are_named() -> None:
         locks.group_requirements(["gpu"])
     with pytest.raises(locks.LockError, match=r"x.lock:2: 'torch>=2' is not NAME==VERSION"):
         locks.read_lock("a==1\ntorch>=2\n", "x.lock")
+
+
+def test_a_values_file_without_the_image_line_is_named(tmp_path: Path) -> None:
+    values = tmp_path / "its-camera-ai.yaml"
+    values.write_text('environment: dev\nimage:\n  api: {tag: "0.1.0"}\nconfig: {}\n')
+    with pytest.raises(gitops.GitOpsValuesError, match=r"its-camera-ai.yaml: image.worker: no "):
+        gitops.record(values, {"api": ("t", "sha256:" + "0" * 64), "worker": ("t", "sha256:" + "1" * 64)})
+    gitops.record(values, {"api": ("abc", "sha256:" + "0" * 64)})
+    assert yaml.safe_load(values.read_text())["image"] == {
+        "api": {"tag": "abc", "digest": "sha256:" + "0" * 64}
+    }
+    assert values.read_text().endswith("config: {}\n")
