@@ -20,6 +20,10 @@ help:
 install:
 	@tools/install.sh
 
+# APP=containers: the API and the worker run from the built images, as the dev chart runs them.
+ifdef APP
+export ITS_APP_RUNTIME := $(APP)
+endif
 up: install
 	@$(PY) -m infra.local up
 
@@ -31,7 +35,11 @@ status:
 
 STACK ?= dev
 export STACK
-cluster-up: install
+cluster-# APP=containers: the API and the worker run from the built images, as the dev chart runs them.
+ifdef APP
+export ITS_APP_RUNTIME := $(APP)
+endif
+up: install
 	@$(PY) -m infra.cluster up
 
 cluster-down:
