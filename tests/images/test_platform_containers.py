@@ -1,5 +1,5 @@
 """`make up APP=containers`: a local platform of its own whose API and worker are the built
-images run as the dev chart runs them; the smoke check (a frame in through the API, detections
+images run as the dev chart runs them, and the migration Job's command in the API image; the smoke check (a frame in through the API, detections
 out through the API) passes through the containers, and `down` removes them."""
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def _containers() -> dict[str, dict[str, Any]]:
 def test_the_smoke_check_passes_through_the_containers(platform: tuple[dict[str, str], str]) -> None:
     _, output = platform
     assert "smoke OK" in output, output[-3000:]
+    # The chart's migration Job command ran in the API image as the Job would (its own identity).
+    assert "migration Job (container): schema at head" in output
     running = _containers()
     images = {str(info["ImageName"]) for info in running.values()}
     assert images == {build.reference("api"), build.reference("worker")}

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from app.common.settings import Settings
-from infra.facts.database import role_for
+from infra.facts.database import database_roles, role_for
 from infra.facts.redis import redis_settings
 from infra.images import build, podman
 from infra.kernel.health import Health
@@ -25,6 +25,7 @@ from infra.local.stacks.postgres import DATABASE
 
 API_IDENTITY = "its-api"
 WORKER_IDENTITY = "its-worker"
+MIGRATE_IDENTITY = "its-migrate"
 
 
 class App(Stack):
@@ -130,6 +131,29 @@ class App(Stack):
             programs.append(Program(name, self.name, command, environment=env, stopwaitsecs=60, startsecs=5))
         return programs
 
+    def run_migration_job(self) -> str:
+        """The migration Job's own command, in the API image, as the dev render runs it (its
+        identity logs in to Vault and applies the migrations; here the schema is already at
+        head, so it proves the Job's path, not a first migration)."""
+        job = app_containers.chart_container("Job", "its-camera-ai-migrate")
+        local = self.environment(MIGRATE_IDENTITY)
+        # The schema owner goes straight to the primary, as the local migration does: the local
+        # PgBouncer admits the app roles only.
+        owner = database_roles().owner
+        local["ITS_DATABASE_URL"] = f"postgresql://{owner}@{HOST}:{self.ports.haproxy_primary}/{DATABASE}"
+        secret_id = self.container_secret_id(MIGRATE_IDENTITY)
+        local["ITS_VAULT_SECRET_ID_FILE"] = str(secret_id)
+        name = f"its-{self.ports.api}-migrate"
+        command = app_containers.podman_command(
+            name,
+            job,
+            build.reference("api"),
+            local,
+            {str(secret_id): str(secret_id)},
+            job.container["command"],
+        )
+        return podman.run(command).strip().splitlines()[-1]
+
     def container_secret_id(self, identity: str) -> Path:
         """The identity's AppRole secret-id, readable by the image's user (uid 10001) only."""
         source = self.cfg.path("secrets", f"{identity}.secret-id")
@@ -146,6 +170,7 @@ class App(Stack):
         if app_containers.runtime() == "containers":
             for image in ("api", "worker"):  # cached by the hash of their inputs
                 print(f"    {build.build(image).line()}", flush=True)
+            print(f"    migration Job (container): {self.run_migration_job()}", flush=True)
         # The app's Vault identities exist only now: re-render and reload its programs first.
         self.ctx.reload_programs()
         super().start()
