@@ -1,6 +1,7 @@
 """`make up APP=containers`: a local platform of its own whose API and worker are the built
-images run as the dev chart runs them, and the migration Job's command in the API image; the smoke check (a frame in through the API, detections
-out through the API) passes through the containers, and `down` removes them."""
+images run as the dev chart runs them, and the migration Job's command in the API image; the
+smoke check (a frame in through the API, detections out through the API) passes through the
+containers, and `down` removes them."""
 
 from __future__ import annotations
 
