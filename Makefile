@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install up down status smoke test lint format loadtest failover bench cluster-up cluster-down cluster-status
+.PHONY: help install up down status smoke test lint format loadtest failover bench cluster-up cluster-down cluster-status images
 
 help:
 	@echo "make up        install, start the local platform, provision it, smoke-check it"
@@ -15,10 +15,15 @@ help:
 	@echo "make loadtest  Locust against the running platform with SLO thresholds (PROFILE=short|full)"
 	@echo "make cluster-up    a real Kubernetes control plane + kwok nodes of STACK (dev) + ArgoCD syncing it"
 	@echo "make cluster-down  stop every process of the local cluster"
+	@echo "make images    build the base, API and worker images (cached by input hash); record the digests in STACK (dev)"
 
 install:
 	@tools/install.sh
 
+# APP=containers: the API and the worker run from the built images, as the dev chart runs them.
+ifdef APP
+export ITS_APP_RUNTIME := $(APP)
+endif
 up: install
 	@$(PY) -m infra.local up
 
@@ -30,7 +35,11 @@ status:
 
 STACK ?= dev
 export STACK
-cluster-up: install
+cluster-# APP=containers: the API and the worker run from the built images, as the dev chart runs them.
+ifdef APP
+export ITS_APP_RUNTIME := $(APP)
+endif
+up: install
 	@$(PY) -m infra.cluster up
 
 cluster-down:
@@ -38,6 +47,11 @@ cluster-down:
 
 cluster-status:
 	@$(PY) -m infra.cluster status
+
+# The images (tools/images/images.yaml), built with podman on the project's own Debian bases;
+# each one's size and digest printed, the digests written into STACK's GitOps values.
+images: install
+	@$(PY) -m infra.images build --record $(STACK)
 
 smoke:
 	@$(PY) -m infra.local smoke

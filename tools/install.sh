@@ -107,7 +107,7 @@ install_python() {
   if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
     rm -rf "$venv"
     python3.11 -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade pip==25.3
+    "$venv/bin/pip" install -q --upgrade "pip==$PIP_VERSION"
     echo "    pip install -r requirements.lock (torch and ultralytics make this take minutes cold)"
     "$venv/bin/pip" install --progress-bar off -r "$ROOT/requirements.lock" | grep -E '^(Collecting|Successfully)' \
       | awk 'NR % 20 == 1 {print "    " $0; fflush()}'

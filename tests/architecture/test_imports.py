@@ -29,6 +29,16 @@ RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ("infra.local", "infra.cluster", "infra.kernel", "app"),
         "the cloud program stands alone",
     ),
+    (
+        "infra.images",
+        ("app", "infra.local", "infra.cluster", "infra.pulumi"),
+        "the images are built from files, for whoever runs them",
+    ),
+    (
+        "infra.charts",
+        ("app", "infra.local", "infra.cluster", "infra.pulumi"),
+        "the Helm engine serves every user",
+    ),
     ("app", ("infra.local", "infra.cluster", "infra.kernel", "infra.pulumi"), "the app ships alone"),
     ("app.common", ("app.api", "app.worker"), "the shared layer sits under both services"),
     ("app.worker", ("app.api",), "the worker and the API meet only in app.common"),

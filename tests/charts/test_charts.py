@@ -26,11 +26,13 @@ from infra.facts.redis import redis_settings
 from infra.facts.topics import topics
 from infra.facts.vault import vault_layout
 from infra.facts.versions import versions
+from infra.images import gitops
 from tests.charts import policy
 from tests.charts.helm import (
     CHARTS_DIR,
     ENVIRONMENTS,
     OPTIONAL_APIS,
+    HelmError,
     Manifest,
     Render,
     Rendered,
@@ -41,6 +43,7 @@ from tests.charts.helm import (
     kube_version,
     schema_version,
     template,
+    workloads,
 )
 
 CHARTS = charts()
@@ -625,7 +628,7 @@ def test_the_engine_is_the_pinned_helm_and_another_version_is_refused(
     other.write_text("#!/bin/sh\necho v3.0.0\n")
     other.chmod(0o755)
     monkeypatch.setenv("ITS_HELM", str(other))
-    with pytest.raises(pytest.fail.Exception, match=f"Helm v3.0.0, the pin is {pinned}"):
+    with pytest.raises(HelmError, match=f"Helm v3.0.0, the pin is {pinned}"):
         helm_binary.__wrapped__()
 
 
@@ -682,3 +685,31 @@ def test_the_vault_job_writes_the_generated_seed(env: str) -> None:
     script = config_map["data"]["apply.sh"]
     assert f"for file in {mount['mountPath']}/*; do" in script
     assert f'kv put -mount={vault_layout().kv_mount} "$(basename "$file" | tr . /)" @"$file"' in script
+
+
+def _images(rendered: Rendered) -> dict[str, str]:
+    """Each workload's (and the helm test pod's) container image, by object name."""
+    found = {}
+    for obj in workloads(rendered.objects):
+        pod = obj["spec"]["template"]["spec"] if "template" in obj["spec"] else obj["spec"]
+        (container,) = pod["containers"]
+        found[obj["metadata"]["name"]] = container["image"]
+    return found
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_image_digest_is_deployed_by_digest(env: str, tmp_path: Path) -> None:
+    """The digests `make images` records (infra/images/gitops.py) render as repository@digest for
+    the API, the migration Job, the helm test pod and the worker; without one, the tag."""
+    values = tmp_path / "values.yaml"
+    values.write_text(env_values_file("its-camera-ai", env).read_text())
+    api, worker = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    gitops.record(values, {"api": ("0123456789ab", api), "worker": ("ba9876543210", worker)})
+    base = env_render("its-camera-ai", env).render
+    images = _images(template(dataclasses.replace(base, value_files=(values,))))
+    registry = yaml.safe_load((CHARTS_DIR / "its-camera-ai" / "values.yaml").read_text())["image"]["registry"]
+    assert images.pop("its-camera-ai-worker") == f"{registry}/its-camera-ai/worker@{worker}"
+    assert images and set(images.values()) == {f"{registry}/its-camera-ai/api@{api}"}, images
+    # The environment's own file: a recorded digest, or the tag until one is recorded.
+    for image in _images(env_render("its-camera-ai", env)).values():
+        assert re.fullmatch(rf"{registry}/its-camera-ai/(api|worker)(@sha256:[0-9a-f]{{64}}|:[\w.-]+)", image)

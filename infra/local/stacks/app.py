@@ -1,21 +1,31 @@
 """The app: the API (uvicorn) and the YOLO worker, with the same ITS_* settings the Helm chart
-sets, their Vault AppRole identities provisioned by the vault stack."""
+sets, their Vault AppRole identities provisioned by the vault stack. ITS_APP_RUNTIME=containers
+(`make up APP=containers`) runs both from the built images as the chart runs them
+(infra/local/app_containers.py); the default runs them as host processes."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import httpx
 
-from infra.facts.database import role_for
+from app.common.settings import Settings
+from infra.facts.database import database_roles, role_for
 from infra.facts.redis import redis_settings
+from infra.images import build, podman
 from infra.kernel.health import Health
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
+from infra.local import app_containers
 from infra.local.secrets import LOCAL_CAMERAS
 from infra.local.stacks.base import Stack, endpoints, http_ok, url
 from infra.local.stacks.postgres import DATABASE
 
 API_IDENTITY = "its-api"
 WORKER_IDENTITY = "its-worker"
+MIGRATE_IDENTITY = "its-migrate"
 
 
 class App(Stack):
@@ -47,29 +57,39 @@ class App(Stack):
             "ITS_VAULT_ROLE": identity,
             "ITS_VAULT_ROLE_ID": str(self.secrets.get(f"vault_role_id:{identity}") or ""),
             "ITS_VAULT_SECRET_ID_FILE": str(self.cfg.path("secrets", f"{identity}.secret-id")),
+            "ITS_WORKER_METRICS_HOST": HOST,
             "ITS_WORKER_METRICS_PORT": str(p.worker_metrics),
+            # The weights the repository (and the worker image) ships: the local object store
+            # holds no model.
+            "ITS_MODEL_URI": str(Settings.model_fields["model_uri"].default),
             "PYTHONUNBUFFERED": "1",
             "YOLO_OFFLINE": "1",
             "YOLO_CONFIG_DIR": str(self.cfg.path("ultralytics")),
         }
 
+    def api_command(self, python: str) -> list[str]:
+        port = str(self.ports.api)
+        return [
+            python,
+            "-m",
+            "uvicorn",
+            "app.api.main:app",
+            "--host",
+            HOST,
+            "--port",
+            port,
+            "--no-access-log",
+        ]
+
     def programs(self) -> list[Program]:
+        if app_containers.runtime() == "containers":
+            return self.container_programs()
         py = str(self.cfg.tools.python)
         return [
             Program(
                 "api",
                 self.name,
-                [
-                    py,
-                    "-m",
-                    "uvicorn",
-                    "app.api.main:app",
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(self.ports.api),
-                    "--no-access-log",
-                ],
+                self.api_command(py),
                 environment=self.environment(API_IDENTITY),
             ),
             Program(
@@ -86,7 +106,71 @@ class App(Stack):
             ),
         ]
 
+    def container_programs(self) -> list[Program]:
+        """The API and the worker as podman containers of the built images, with the dev render's
+        securityContext, env, mounts and limits (infra/local/app_containers.py)."""
+        env = {"CONTAINERS_CONF": str(podman.CONTAINERS_CONF), "PATH": os.environ.get("PATH", "")}
+        programs = []
+        for name, identity, kind_name, extra in (
+            ("api", API_IDENTITY, "its-camera-ai-api", self.api_command("python")),
+            ("worker", WORKER_IDENTITY, "its-camera-ai-worker", []),
+        ):
+            local = self.environment(identity)
+            secret_id = self.container_secret_id(identity)
+            local["ITS_VAULT_SECRET_ID_FILE"] = str(secret_id)
+            command = app_containers.podman_command(
+                f"its-{self.ports.api}-{name}",
+                app_containers.chart_container("Deployment", kind_name),
+                build.reference(name),
+                local,
+                {str(secret_id): str(secret_id)},
+                extra or None,
+            )
+            if name == "worker":  # the same CPU share as the host worker (see programs())
+                command = ["chrt", "--idle", "0", *command]
+            programs.append(Program(name, self.name, command, environment=env, stopwaitsecs=60, startsecs=5))
+        return programs
+
+    def run_migration_job(self) -> str:
+        """The migration Job's own command, in the API image, as the dev render runs it (its
+        identity logs in to Vault and applies the migrations; here the schema is already at
+        head, so it proves the Job's path, not a first migration)."""
+        job = app_containers.chart_container("Job", "its-camera-ai-migrate")
+        local = self.environment(MIGRATE_IDENTITY)
+        # The schema owner goes straight to the primary, as the local migration does: the local
+        # PgBouncer admits the app roles only.
+        owner = database_roles().owner
+        local["ITS_DATABASE_URL"] = f"postgresql://{owner}@{HOST}:{self.ports.haproxy_primary}/{DATABASE}"
+        secret_id = self.container_secret_id(MIGRATE_IDENTITY)
+        local["ITS_VAULT_SECRET_ID_FILE"] = str(secret_id)
+        name = f"its-{self.ports.api}-migrate"
+        command = app_containers.podman_command(
+            name,
+            job,
+            build.reference("api"),
+            local,
+            {str(secret_id): str(secret_id)},
+            job.container["command"],
+        )
+        return podman.run(command).strip().splitlines()[-1]
+
+    def container_secret_id(self, identity: str) -> Path:
+        """The identity's AppRole secret-id, readable by the image's user (uid 10001) only."""
+        source = self.cfg.path("secrets", f"{identity}.secret-id")
+        target = self.cfg.path("secrets", "containers", f"{identity}.secret-id")
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            spec = app_containers.chart_container("Deployment", "its-camera-ai-api").pod["securityContext"]
+            os.chown(target, int(spec["runAsUser"]), int(spec["runAsGroup"]))
+            target.chmod(0o400)
+        return target
+
     def start(self) -> None:
+        if app_containers.runtime() == "containers":
+            for image in ("api", "worker"):  # cached by the hash of their inputs
+                print(f"    {build.build(image).line()}", flush=True)
+            print(f"    migration Job (container): {self.run_migration_job()}", flush=True)
         # The app's Vault identities exist only now: re-render and reload its programs first.
         self.ctx.reload_programs()
         super().start()
