@@ -13,7 +13,14 @@ import yaml
 
 from infra.facts.paths import REPO_ROOT
 from tests.charts import policy
-from tests.charts.helm import ENVIRONMENTS, GITOPS_DIR, bootstrap_values, charts, env_render
+from tests.charts.helm import (
+    DEFAULT_KUBE_VERSION,
+    ENVIRONMENTS,
+    GITOPS_DIR,
+    bootstrap_values,
+    charts,
+    env_render,
+)
 from tests.gitops.argocd import (
     DEFAULT_REPO_URL,
     catalogue,
@@ -54,7 +61,8 @@ def test_the_overlay_yields_the_root_application_and_its_project(env: str) -> No
     assert main["helm"]["valueFiles"] == [f"$values/infrastructure/gitops/envs/{env}/bootstrap-values.yaml"]
     assert {main["repoURL"], values["repoURL"], main["helm"]["valuesObject"]["repoURL"]} == {DEFAULT_REPO_URL}
     for obj in objects:
-        assert not policy.schema_problems(obj, "1.33"), policy.schema_problems(obj, "1.33")
+        problems = policy.schema_problems(obj, DEFAULT_KUBE_VERSION)
+        assert not problems, problems
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -77,12 +85,12 @@ def test_the_tree_deploys_exactly_what_the_chart_tests_check(env: str) -> None:
 def test_every_application_is_well_formed_and_synced_automatically(env: str) -> None:
     tree = env_tree(env)
     project = tree.release("bootstrap").rendered.named("AppProject", "its-camera-ai")
-    assert not policy.schema_problems(project, "1.33")
+    assert not policy.schema_problems(project, DEFAULT_KUBE_VERSION)
     allowed_repos = set(project["spec"]["sourceRepos"])
     allowed_namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
     for app in tree.applications:
         name = app["metadata"]["name"]
-        assert not policy.schema_problems(app, "1.33"), name
+        assert not policy.schema_problems(app, DEFAULT_KUBE_VERSION), name
         assert app["spec"]["syncPolicy"]["automated"] is not None, name
         if name == "its-bootstrap":
             continue
