@@ -238,3 +238,18 @@ def test_the_custom_resource_checker_flags_broken_objects() -> None:
     assert policy.schema_problems(rule, DEFAULT_KUBE_VERSION)
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert policy.schema_problems(unknown, DEFAULT_KUBE_VERSION)
+
+
+def test_the_cloudnative_pg_checkers_flag_a_broken_catalog_and_image_reference() -> None:
+    rendered = env_render("its-databases", "prod")
+    catalog = copy.deepcopy(rendered.of_kind("ImageCatalog")[0])
+    cluster = copy.deepcopy(rendered.of_kind("Cluster")[0])
+    assert not policy.schema_problems(catalog, DEFAULT_KUBE_VERSION)
+    assert not policy.schema_problems(cluster, DEFAULT_KUBE_VERSION)
+    catalog["spec"]["images"].append(dict(catalog["spec"]["images"][0]))
+    assert any("unique" in p for p in policy.schema_problems(catalog, DEFAULT_KUBE_VERSION))
+    both = copy.deepcopy(cluster)
+    both["spec"]["imageName"] = "ghcr.io/cloudnative-pg/postgresql:17.11"
+    assert any("exactly one" in p for p in policy.schema_problems(both, DEFAULT_KUBE_VERSION))
+    cluster["spec"]["imageCatalogRef"]["major"] = "17"
+    assert any("major" in p for p in policy.schema_problems(cluster, DEFAULT_KUBE_VERSION))
