@@ -4,6 +4,7 @@ the Pulumi program's), orders the sync waves, and protects state."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,31 @@ def test_the_repository_url_is_one_setting(tmp_path: Path) -> None:
         assert ours and all(s["repoURL"] == local and s["targetRevision"] == "HEAD" for s in ours)
     project = tree.release("bootstrap").rendered.named("AppProject", "its-camera-ai")
     assert local in project["spec"]["sourceRepos"] and DEFAULT_REPO_URL not in project["spec"]["sourceRepos"]
+
+
+# A semver tag constraint as ArgoCD resolves it against the repository's tags: comparators
+# (>=, <, ...) on versions, a lower bound and an upper one.
+TAG_CONSTRAINT = re.compile(r"^(?:(?:>=|<=|>|<|=)\s*v?\d+\.\d+\.\d+\s*){2}$")
+BRANCH = re.compile(r"^[A-Za-z][A-Za-z0-9._/-]*$")
+
+
+def _target_revision(env: str) -> str:
+    document = yaml.safe_load((GITOPS_DIR / "envs" / env / "settings.yaml").read_text())
+    return str(document["data"]["targetRevision"])
+
+
+def test_prod_tracks_release_tags_and_dev_a_branch() -> None:
+    prod, dev = _target_revision("prod"), _target_revision("dev")
+    assert TAG_CONSTRAINT.match(prod), prod
+    lower, upper = re.findall(r"v?(\d+)\.\d+\.\d+", prod)
+    assert int(upper) == int(lower) + 1, "the next major is a deliberate change of the constraint"
+    assert BRANCH.match(dev) and not TAG_CONSTRAINT.match(dev) and not re.search(r"\d+\.\d+\.\d+", dev)
+    assert dev == "main"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_application_follows_the_environment_s_revision(env: str) -> None:
+    revision = _target_revision(env)
+    tree = env_tree(env)
+    ours = [s for app in tree.applications for s in sources(app) if s["repoURL"] == DEFAULT_REPO_URL]
+    assert ours and {s["targetRevision"] for s in ours} == {revision}
