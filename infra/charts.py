@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from infra.facts.paths import INFRASTRUCTURE, REPO_ROOT
+from infra.facts.compatibility import compatibility
+from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.versions import versions
 from infra.kernel.layout import CACHE_DIR
 
@@ -36,7 +37,8 @@ OPTIONAL_APIS = (
     "traefik.io/v1alpha1",
     "barmancloud.cnpg.io/v1",
 )
-DEFAULT_KUBE_VERSION = "1.33"
+# Every stack runs the compatibility table's minor (infrastructure/cloud/compatibility.yaml).
+DEFAULT_KUBE_VERSION = compatibility().minor
 
 Manifest = dict[str, Any]
 
@@ -63,15 +65,9 @@ def helm_binary() -> Path:
     return helm
 
 
-@functools.cache
 def kube_version(stack: str) -> str:
-    """The stack's Kubernetes version (Pulumi.<stack>.yaml its-camera-ai:kubernetesVersion)."""
-    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
-    if path.is_file():
-        config = (yaml.safe_load(path.read_text()) or {}).get("config", {})
-        version = config.get("its-camera-ai:kubernetesVersion")
-        if version:
-            return str(version)
+    """The stack's Kubernetes minor: the compatibility table's, the same for every stack."""
+    del stack
     return DEFAULT_KUBE_VERSION
 
 

@@ -175,7 +175,8 @@ go_build_wrapper() {  # name version module-dir package...: build from a wrapper
 install_minio() { go_install minio "$MINIO_VERSION" "$MINIO_MODULE"; }
 install_kubernetes() {
   go_build_wrapper kubernetes "$KUBERNETES_VERSION" kube k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubelet
 }
 install_kwok() {
   go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from infra.facts.compatibility import COMPATIBILITY_FILE, compatibility
 from infra.facts.paths import INFRASTRUCTURE, REPO_ROOT
 
 PROJECT = "its-camera-ai"
@@ -34,7 +35,6 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # has GPUs: without it, it scales up GPU nodes for pods that wait on the device plugin, again.
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 REQUIRED_TAGS = ("owner", "cost-center", "environment")
-EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "metrics-server")
 ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 # Keys Pulumi stores as plain strings; every other key is structured (JSON in the engine).
 _STRING_KEYS = frozenset({"environment", "kubernetesVersion", "vpcCidr", "natGateways"})
@@ -220,7 +220,10 @@ class PostgresBackupsConfig(_Model):
 class StackConfig(_Model):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     environment: Environment
-    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$")
+    # The minor and the add-on versions are the compatibility table's (infrastructure/cloud/
+    # compatibility.yaml); a stack file may restate the minor, never disagree with it.
+    declared_kubernetes_version: str | None = Field(default=None, alias="kubernetesVersion")
+    declared_addon_versions: dict[str, str] | None = Field(default=None, alias="addonVersions")
     availability_zones: list[str] = Field(min_length=3, max_length=3)
     vpc_cidr: str
     nat_gateways: Literal["single", "perAz"]
@@ -229,7 +232,6 @@ class StackConfig(_Model):
     cluster_log_types: list[LogType] = Field(min_length=1)
     protect_stateful_resources: bool = True
     flow_log_retention_days: int = Field(default=90, ge=1)
-    addon_versions: dict[str, str]
     access_entries: list[AccessEntry] = Field(default_factory=list)
     tags: dict[str, str]
     node_pools: list[NodePool] = Field(min_length=1)
@@ -258,16 +260,22 @@ class StackConfig(_Model):
             ipaddress.ip_network(cidr, strict=True)
         return value
 
-    @field_validator("addon_versions")
+    @field_validator("declared_kubernetes_version")
     @classmethod
-    def _all_addons(cls, value: dict[str, str]) -> dict[str, str]:
-        missing = set(EKS_ADDONS) - set(value)
-        unknown = set(value) - set(EKS_ADDONS)
-        if missing or unknown:
+    def _the_table_s_minor(cls, value: str | None) -> str | None:
+        minor = compatibility().minor
+        if value is not None and value != minor:
             raise ValueError(
-                f"needs exactly the add-ons {list(EKS_ADDONS)} (missing {sorted(missing)}, "
-                f"unknown {sorted(unknown)})"
+                f"{value} disagrees with the cluster's minor {minor} ({_rel(COMPATIBILITY_FILE)} "
+                "kubernetes.minor); change the table, or leave the key out"
             )
+        return value
+
+    @field_validator("declared_addon_versions")
+    @classmethod
+    def _addons_live_in_the_table(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            raise ValueError(f"the add-on versions live in {_rel(COMPATIBILITY_FILE)} (addons): remove it")
         return value
 
     @field_validator("tags")
@@ -311,6 +319,16 @@ class StackConfig(_Model):
                     f"a zonal pool needs maxSize >= {zones} (one node group per availability zone)",
                 )
         return self
+
+    @property
+    def kubernetes_version(self) -> str:
+        """The cluster's Kubernetes minor (the compatibility table's)."""
+        return compatibility().minor
+
+    @property
+    def addon_versions(self) -> dict[str, str]:
+        """The EKS add-on versions for that minor (the compatibility table's)."""
+        return compatibility().addon_versions()
 
     @property
     def project(self) -> str:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra.facts.paths import REPO_ROOT, relative
+from infra.facts.postgres import postgres
 from infra.facts.versions import versions
 from infra.kernel.layout import CACHE_DIR, SYSTEM_CACHE_DIR, StateLayout
 from infra.kernel.ports import Offset, PortError, Ports, check_offsets, port_base_from_env
@@ -121,7 +122,8 @@ class Tools:
             / "venv"
             / "bin"
             / "patroni",
-            postgres_bin=Path("/usr/lib/postgresql/15/bin"),
+            # Debian's server of the local major (infrastructure/database/postgres.yaml).
+            postgres_bin=Path(f"/usr/lib/postgresql/{postgres().local.major}/bin"),
             kafka_home=CACHE_DIR / "kafka" / pinned["KAFKA_VERSION"],
             minio=CACHE_DIR / "minio" / pinned["MINIO_VERSION"] / "bin" / "minio",
             rvault=CACHE_DIR / "rusty_vault" / pinned["RUSTY_VAULT_VERSION"] / "bin" / "rvault",

@@ -20,7 +20,8 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infra.facts.paths import REPO_ROOT
+from infra.facts.compatibility import COMPATIBILITY_FILE, Compatibility, compatibility
+from infra.facts.paths import REPO_ROOT, relative
 from infra.facts.stack_config import CLOUD_DIR
 
 CATALOGUE_FILE = CLOUD_DIR / "upstream-charts.yaml"
@@ -42,7 +43,9 @@ class Release(BaseModel):
     namespace: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     repo: str = Field(pattern=r"^(https|oci)://\S+$")
     chart: str = Field(min_length=1)
+    # From the compatibility table (charts.<name>), never from the catalogue file.
     version: str = Field(pattern=EXACT_VERSION.pattern)
+    app_version: str = Field(alias="appVersion", min_length=1)
     sync_wave: int = Field(alias="syncWave")
     description: str = Field(min_length=1)
 
@@ -111,16 +114,37 @@ class Catalogue:
         return sorted((self.release(n) for n in names), key=lambda r: (r.sync_wave, r.name))
 
 
+def _with_table_versions(item: Any, table: Compatibility, path: Path) -> Any:
+    """A catalogue entry with its chart and app versions from the compatibility table."""
+    if not isinstance(item, dict):
+        return item
+    if "version" in item:
+        raise CatalogueError(
+            f"{relative(path)}: {item.get('name')}: version lives in "
+            f"{relative(COMPATIBILITY_FILE)} (charts.{item.get('name')}), not here"
+        )
+    chart = table.chart(str(item.get("name")))
+    return {**item, "version": chart.version, "appVersion": chart.app_version}
+
+
 @cache
 def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
     document = yaml.safe_load(path.read_text()) or {}
+    table = compatibility()
     try:
-        releases = tuple(Release.model_validate(item) for item in document["releases"])
+        releases = tuple(
+            Release.model_validate(_with_table_versions(item, table, path)) for item in document["releases"]
+        )
     except (KeyError, TypeError, ValidationError) as error:
-        raise CatalogueError(f"{path.relative_to(REPO_ROOT)}: {error}") from None
+        raise CatalogueError(f"{relative(path)}: {error}") from None
     names = [r.name for r in releases]
     if len(set(names)) != len(names):
-        raise CatalogueError(f"{path.relative_to(REPO_ROOT)}: release names must be unique")
+        raise CatalogueError(f"{relative(path)}: release names must be unique")
+    stale = sorted(set(table.charts) - set(names))
+    if stale:
+        raise CatalogueError(
+            f"{relative(COMPATIBILITY_FILE)}: charts {stale}: no such release in {relative(path)}"
+        )
     return Catalogue(releases)
 
 

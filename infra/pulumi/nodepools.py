@@ -195,14 +195,17 @@ class NodePools(pulumi.ComponentResource):
             tags=tags,
             parent=self,
         )
+        release = args.catalogue.release(AUTOSCALER_RELEASE)
         return helm_release(
-            args.catalogue.release(AUTOSCALER_RELEASE),
+            release,
             environment=args.environment,
             provider=args.provider,
             parent=self,
             depends_on=[*args.depends_on, *self.node_groups.values()],
-            # Only the program knows these; the files hold everything else.
+            # Only the program knows these; the files hold everything else. The image is the
+            # autoscaler release of the cluster's minor (infrastructure/cloud/compatibility.yaml).
             program_values={
+                "image": {"tag": release.app_version},
                 "awsRegion": args.region,
                 "autoDiscovery": {"clusterName": args.cluster_display_name},
                 "rbac": {"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": role.arn}}},

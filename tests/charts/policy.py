@@ -351,8 +351,40 @@ def _trigger_authentication(obj: Manifest) -> list[str]:
 
 def _cnpg_cluster(obj: Manifest) -> list[str]:
     problems = _need(obj, "spec.instances", "spec.storage.size")
-    if not isinstance(obj.get("spec", {}).get("instances"), int):
+    spec = obj.get("spec", {})
+    if not isinstance(spec.get("instances"), int):
         problems.append(f"{ident(obj)}: spec.instances must be an integer")
+    # CloudNativePG takes the image from imageName or from a catalog, never both.
+    if ("imageName" in spec) == ("imageCatalogRef" in spec):
+        problems.append(f"{ident(obj)}: exactly one of spec.imageName and spec.imageCatalogRef")
+    ref = spec.get("imageCatalogRef")
+    if ref is not None:
+        problems += _need(obj, "spec.imageCatalogRef.name")
+        if ref.get("apiGroup") != "postgresql.cnpg.io" or ref.get("kind") not in CNPG_CATALOGS:
+            problems.append(f"{ident(obj)}: spec.imageCatalogRef must name a CloudNativePG catalog kind")
+        if not isinstance(ref.get("major"), int) or isinstance(ref.get("major"), bool):
+            problems.append(f"{ident(obj)}: spec.imageCatalogRef.major must be an integer")
+    for key in ("postgresUID", "postgresGID"):
+        if key in spec and (not isinstance(spec[key], int) or spec[key] < 1):
+            problems.append(f"{ident(obj)}: spec.{key} must be a positive integer")
+    return problems
+
+
+CNPG_CATALOGS = ("ImageCatalog", "ClusterImageCatalog")
+
+
+def _cnpg_image_catalog(obj: Manifest) -> list[str]:
+    problems = _need(obj, "spec.images")
+    majors = []
+    for entry in obj.get("spec", {}).get("images") or []:
+        major, image = entry.get("major"), entry.get("image")
+        if not isinstance(major, int) or isinstance(major, bool) or major < 10:
+            problems.append(f"{ident(obj)}: spec.images[].major must be an integer >= 10")
+        if not isinstance(image, str) or ":" not in image or image.endswith(":latest"):
+            problems.append(f"{ident(obj)}: spec.images[].image must be a pinned image reference")
+        majors.append(major)
+    if len(set(majors)) != len(majors):
+        problems.append(f"{ident(obj)}: spec.images[].major must be unique")
     return problems
 
 
@@ -418,6 +450,7 @@ CUSTOM_RESOURCES: dict[tuple[str, str], Callable[[Manifest], list[str]]] = {
     ("kafka.strimzi.io", "KafkaTopic"): _kafka_topic,
     ("kafka.strimzi.io", "KafkaUser"): _kafka_user,
     ("postgresql.cnpg.io", "Cluster"): _cnpg_cluster,
+    ("postgresql.cnpg.io", "ImageCatalog"): _cnpg_image_catalog,
     ("postgresql.cnpg.io", "Pooler"): _cnpg_pooler,
     ("postgresql.cnpg.io", "ScheduledBackup"): _cnpg_scheduled_backup,
     ("barmancloud.cnpg.io", "ObjectStore"): _barman_object_store,

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from tests.charts import policy
-from tests.charts.helm import CHARTS_DIR, HelmError, Manifest, Render, env_render, template
+from tests.charts.helm import (
+    CHARTS_DIR,
+    DEFAULT_KUBE_VERSION,
+    HelmError,
+    Manifest,
+    Render,
+    env_render,
+    template,
+)
 
 APP = CHARTS_DIR / "its-camera-ai"
 API = "its-camera-ai-api"
@@ -210,27 +218,42 @@ def test_the_pdb_checker_flags_a_replicated_workload_without_one() -> None:
 def test_the_schema_checker_flags_invalid_objects() -> None:
     deployment = _deployment(API)
     deployment["spec"]["replicas"] = "two"
-    assert policy.schema_problems(deployment, "1.33")
+    assert policy.schema_problems(deployment, DEFAULT_KUBE_VERSION)
     unknown_field = _deployment(API)
     _container(unknown_field)["securityContex"] = {}
-    assert policy.schema_problems(unknown_field, "1.33")
-    assert not policy.schema_problems(_deployment(API), "1.33")
+    assert policy.schema_problems(unknown_field, DEFAULT_KUBE_VERSION)
+    assert not policy.schema_problems(_deployment(API), DEFAULT_KUBE_VERSION)
 
 
 def test_the_custom_resource_checker_flags_broken_objects() -> None:
     rendered = env_render("its-camera-ai", "prod")
     scaled = copy.deepcopy(rendered.of_kind("ScaledObject")[0])
     del scaled["spec"]["triggers"][0]["metadata"]["consumerGroup"]
-    assert policy.schema_problems(scaled, "1.33")
+    assert policy.schema_problems(scaled, DEFAULT_KUBE_VERSION)
     topic = copy.deepcopy(env_render("its-kafka-topics", "prod").of_kind("KafkaTopic")[0])
     del topic["metadata"]["labels"]["strimzi.io/cluster"]
-    assert policy.schema_problems(topic, "1.33")
+    assert policy.schema_problems(topic, DEFAULT_KUBE_VERSION)
     rule = copy.deepcopy(rendered.of_kind("PrometheusRule")[0])
     rule["spec"]["groups"][0]["rules"][0].pop("expr")
-    assert policy.schema_problems(rule, "1.33")
+    assert policy.schema_problems(rule, DEFAULT_KUBE_VERSION)
     monitor = copy.deepcopy(env_render("its-databases", "prod").of_kind("PodMonitor")[0])
-    assert not policy.schema_problems(monitor, "1.33")
+    assert not policy.schema_problems(monitor, DEFAULT_KUBE_VERSION)
     monitor["spec"]["selector"] = {}
-    assert policy.schema_problems(monitor, "1.33")
+    assert policy.schema_problems(monitor, DEFAULT_KUBE_VERSION)
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    assert policy.schema_problems(unknown, "1.33")
+    assert policy.schema_problems(unknown, DEFAULT_KUBE_VERSION)
+
+
+def test_the_cloudnative_pg_checkers_flag_a_broken_catalog_and_image_reference() -> None:
+    rendered = env_render("its-databases", "prod")
+    catalog = copy.deepcopy(rendered.of_kind("ImageCatalog")[0])
+    cluster = copy.deepcopy(rendered.of_kind("Cluster")[0])
+    assert not policy.schema_problems(catalog, DEFAULT_KUBE_VERSION)
+    assert not policy.schema_problems(cluster, DEFAULT_KUBE_VERSION)
+    catalog["spec"]["images"].append(dict(catalog["spec"]["images"][0]))
+    assert any("unique" in p for p in policy.schema_problems(catalog, DEFAULT_KUBE_VERSION))
+    both = copy.deepcopy(cluster)
+    both["spec"]["imageName"] = "ghcr.io/cloudnative-pg/postgresql:17.11"
+    assert any("exactly one" in p for p in policy.schema_problems(both, DEFAULT_KUBE_VERSION))
+    cluster["spec"]["imageCatalogRef"]["major"] = "17"
+    assert any("major" in p for p in policy.schema_problems(cluster, DEFAULT_KUBE_VERSION))

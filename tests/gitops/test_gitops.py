@@ -4,6 +4,7 @@ the Pulumi program's), orders the sync waves, and protects state."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ import yaml
 from infra.facts.paths import REPO_ROOT
 from infra.pulumi.gitops_root import with_platform_values
 from tests.charts import policy
-from tests.charts.helm import ENVIRONMENTS, GITOPS_DIR, bootstrap_values, charts, env_render, platform_values
+from tests.charts.helm import (
+    DEFAULT_KUBE_VERSION,
+    ENVIRONMENTS,
+    GITOPS_DIR,
+    bootstrap_values,
+    charts,
+    env_render,
+    platform_values,
+)
 from tests.gitops.argocd import (
     DEFAULT_REPO_URL,
     catalogue,
@@ -55,7 +64,8 @@ def test_the_overlay_yields_the_root_application_and_its_project(env: str) -> No
     assert main["helm"]["valueFiles"] == [f"$values/infrastructure/gitops/envs/{env}/bootstrap-values.yaml"]
     assert {main["repoURL"], values["repoURL"], main["helm"]["valuesObject"]["repoURL"]} == {DEFAULT_REPO_URL}
     for obj in objects:
-        assert not policy.schema_problems(obj, "1.33"), policy.schema_problems(obj, "1.33")
+        problems = policy.schema_problems(obj, DEFAULT_KUBE_VERSION)
+        assert not problems, problems
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -78,12 +88,12 @@ def test_the_tree_deploys_exactly_what_the_chart_tests_check(env: str) -> None:
 def test_every_application_is_well_formed_and_synced_automatically(env: str) -> None:
     tree = env_tree(env)
     project = tree.release("bootstrap").rendered.named("AppProject", "its-camera-ai")
-    assert not policy.schema_problems(project, "1.33")
+    assert not policy.schema_problems(project, DEFAULT_KUBE_VERSION)
     allowed_repos = set(project["spec"]["sourceRepos"])
     allowed_namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
     for app in tree.applications:
         name = app["metadata"]["name"]
-        assert not policy.schema_problems(app, "1.33"), name
+        assert not policy.schema_problems(app, DEFAULT_KUBE_VERSION), name
         assert app["spec"]["syncPolicy"]["automated"] is not None, name
         if name == "its-bootstrap":
             continue
@@ -210,3 +220,31 @@ def test_the_program_s_platform_values_reach_only_the_charts_that_take_them(env:
             assert values_object == {"platform": platform_values(env)}, name
         else:
             assert values_object is None, name
+
+
+# A semver tag constraint as ArgoCD resolves it against the repository's tags: comparators
+# (>=, <, ...) on versions, a lower bound and an upper one.
+TAG_CONSTRAINT = re.compile(r"^(?:(?:>=|<=|>|<|=)\s*v?\d+\.\d+\.\d+\s*){2}$")
+BRANCH = re.compile(r"^[A-Za-z][A-Za-z0-9._/-]*$")
+
+
+def _target_revision(env: str) -> str:
+    document = yaml.safe_load((GITOPS_DIR / "envs" / env / "settings.yaml").read_text())
+    return str(document["data"]["targetRevision"])
+
+
+def test_prod_tracks_release_tags_and_dev_a_branch() -> None:
+    prod, dev = _target_revision("prod"), _target_revision("dev")
+    assert TAG_CONSTRAINT.match(prod), prod
+    lower, upper = re.findall(r"v?(\d+)\.\d+\.\d+", prod)
+    assert int(upper) == int(lower) + 1, "the next major is a deliberate change of the constraint"
+    assert BRANCH.match(dev) and not TAG_CONSTRAINT.match(dev) and not re.search(r"\d+\.\d+\.\d+", dev)
+    assert dev == "main"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_application_follows_the_environment_s_revision(env: str) -> None:
+    revision = _target_revision(env)
+    tree = env_tree(env)
+    ours = [s for app in tree.applications for s in sources(app) if s["repoURL"] == DEFAULT_REPO_URL]
+    assert ours and {s["targetRevision"] for s in ours} == {revision}

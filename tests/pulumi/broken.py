@@ -67,4 +67,20 @@ BROKEN_CONFIGS = (
         {"its-camera-ai:postgresBackups": {"objectLockMode": "GOVERNANCE"}},
         ("Pulumi.prod.yaml", "its-camera-ai:postgresBackups.objectLockMode", "COMPLIANCE"),
     ),
+    BrokenConfig(
+        "minor-disagrees-with-the-table",
+        "staging",
+        {"its-camera-ai:kubernetesVersion": "1.33"},
+        (
+            "Pulumi.staging.yaml",
+            "its-camera-ai:kubernetesVersion",
+            "infrastructure/cloud/compatibility.yaml kubernetes.minor",
+        ),
+    ),
+    BrokenConfig(
+        "addon-versions-outside-the-table",
+        "dev",
+        {"its-camera-ai:addonVersions": {"vpc-cni": "v1.19.5-eksbuild.1"}},
+        ("Pulumi.dev.yaml", "its-camera-ai:addonVersions", "infrastructure/cloud/compatibility.yaml"),
+    ),
 )

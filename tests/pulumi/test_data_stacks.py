@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.facts.compatibility import compatibility
 from infra.facts.paths import REPO_ROOT
 from infra.facts.redis import redis_settings
 from infra.facts.stack_config import INSTANCE_TYPES_FILE, instance_types, load_stack_file
@@ -31,12 +32,13 @@ def values(release: str, env: str) -> dict[str, Any]:
 def test_catalogue_schema_and_exact_pins() -> None:
     document = yaml.safe_load((REPO_ROOT / "infrastructure" / "cloud" / "upstream-charts.yaml").read_text())
     assert list(document) == ["releases"]
-    fields = {"name", "namespace", "repo", "chart", "version", "syncWave", "description"}
+    # No version here: each release's chart version is the compatibility table's.
+    fields = {"name", "namespace", "repo", "chart", "syncWave", "description"}
     for release in document["releases"]:
         assert set(release) == fields, release["name"]
-        assert isinstance(release["version"], str) and EXACT_VERSION.match(release["version"]), release[
-            "name"
-        ]
+        pinned = load_catalogue().release(release["name"]).version
+        assert pinned == compatibility().chart(release["name"]).version
+        assert EXACT_VERSION.match(pinned), release["name"]
         assert isinstance(release["syncWave"], int)
         assert release["repo"].startswith(("https://", "oci://"))
         # The repository's own charts sync at wave 20 and the app at 30: every stack comes first.

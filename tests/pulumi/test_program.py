@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from infra.facts.compatibility import compatibility
 from infra.facts.stack_config import ACCELERATOR_LABEL, ALL_LOG_TYPES, GPU_LABEL, POOL_LABEL, load_stack_file
 from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.gitops_root import chart_namespace
@@ -93,7 +94,7 @@ def test_cluster_logging_endpoint_access_and_version(run: StackRun) -> None:
     cfg = load_stack_file(run.stack)
     cluster = run.one("aws:eks/cluster:Cluster").inputs
     assert sorted(cluster["enabledClusterLogTypes"]) == sorted(ALL_LOG_TYPES)
-    assert cluster["version"] == "1.33"
+    assert cluster["version"] == compatibility().minor == cfg.kubernetes_version
     assert cluster["accessConfig"]["authenticationMode"] == "API"
     vpc = cluster["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True
@@ -112,7 +113,8 @@ def test_oidc_provider_and_addons(run: StackRun) -> None:
     assert oidc["clientIdLists"] == ["sts.amazonaws.com"] and oidc["url"].startswith("https://oidc.eks.")
     addons = {a.inputs["addonName"]: a.inputs for a in run.of_type("aws:eks/addon:Addon")}
     assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "metrics-server"}
-    assert {n: a["addonVersion"] for n, a in addons.items()} == cfg.addon_versions
+    pinned = {n: a["addonVersion"] for n, a in addons.items()}
+    assert pinned == cfg.addon_versions == compatibility().addon_versions()
     assert addons["aws-ebs-csi-driver"]["serviceAccountRoleArn"]
 
 
@@ -259,7 +261,10 @@ def test_the_autoscaler_gets_the_cluster_its_region_and_its_role_and_may_resize_
     account = values["rbac"]["serviceAccount"]
     assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(":role/nodepools-autoscaler")
     assert account["name"] == files["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
+    # The image is the table's autoscaler release, of the cluster's minor; the files set none.
+    assert values["image"]["tag"] == compatibility().chart("cluster-autoscaler").app_version
     assert values["image"]["tag"].startswith(f"v{cfg.kubernetes_version}.")
+    assert "image" not in files
     (policy,) = [p for p in run.of_type("aws:iam/policy:Policy") if p.name == "nodepools-autoscaler"]
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     resize = statements["ResizeOwnGroups"]

@@ -42,7 +42,7 @@ spec:
   sources:
     {{- toYaml .sources | nindent 4 }}
     - repoURL: {{ $v.repoURL }}
-      targetRevision: {{ $v.targetRevision }}
+      targetRevision: {{ $v.targetRevision | quote }}
       ref: values
   syncPolicy:
     automated:

@@ -256,7 +256,7 @@ seccompProfile:
 - name: ITS_DATABASE_URL
   value: {{ include "its.databaseUrl" . | quote }}
 - name: ITS_TIMESCALE
-  value: {{ .Values.config.database.timescale | quote }}
+  value: {{ include "its.timescaleMode" . | quote }}
 - name: ITS_KAFKA_BOOTSTRAP_SERVERS
   value: {{ .Values.config.kafka.bootstrapServers | quote }}
 - name: ITS_KAFKA_CONSUMER_GROUP
@@ -305,4 +305,13 @@ seccompProfile:
 {{- end }}
 {{- end }}
 {{- join "," $names }}
+{{- end }}
+
+{{/* ITS_TIMESCALE of this environment: "on" where its database runs the Timescale image, "off"
+     where it runs plain PostgreSQL (infrastructure/database/postgres.yaml). Never "auto" in a
+     cluster: a server that lost the extension fails the migration Job instead of switching path. */}}
+{{- define "its.timescaleMode" -}}
+{{- $pg := .Files.Get "files/postgres.yaml" | fromYaml }}
+{{- $path := required (printf "files/postgres.yaml (-> infrastructure/database/postgres.yaml): environments has no %q" .Values.environment) (get (default dict $pg.environments) .Values.environment) }}
+{{- ternary "on" "off" (eq $path "timescale") }}
 {{- end }}

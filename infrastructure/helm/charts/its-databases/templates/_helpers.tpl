@@ -30,3 +30,20 @@ its.ai/environment: {{ required "environment is required" .Values.environment }}
 {{- define "itsdb.queriesConfigMap" -}}
 {{- printf "%s-exporter-queries" .Values.cluster.name }}
 {{- end }}
+
+{{/* The PostgreSQL server of this environment (infrastructure/database/postgres.yaml): its
+     storage path, the image of that path and the clusters' major, as YAML. */}}
+{{- define "itsdb.server" -}}
+{{- $pg := .Files.Get "files/postgres.yaml" | fromYaml }}
+{{- if or (hasKey $pg "Error") (not $pg.major) }}
+{{- fail "files/postgres.yaml (-> infrastructure/database/postgres.yaml) is missing or has no major" }}
+{{- end }}
+{{- $path := required (printf "files/postgres.yaml: environments has no %q" .Values.environment) (get $pg.environments .Values.environment) }}
+{{- $image := required (printf "files/postgres.yaml: images has no %q" $path) (get $pg.images $path) }}
+{{- dict "path" $path "major" $pg.major "image" $image | toYaml }}
+{{- end }}
+
+{{/* The image reference a pod pulls: by digest when the fact file knows one. */}}
+{{- define "itsdb.imageReference" -}}
+{{- if .digest }}{{ printf "%s@%s" .image .digest }}{{ else }}{{ .image }}{{ end }}
+{{- end }}
