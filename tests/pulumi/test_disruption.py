@@ -54,7 +54,13 @@ def test_redis_loses_one_pod_at_a_time(run: StackRun) -> None:
 
 def test_prometheus_and_alertmanager_lose_one_pod_at_a_time(run: StackRun) -> None:
     values = _values(run, "kube-prometheus-stack")
-    for component in ("prometheus", "alertmanager"):
+    for component, spec in (("prometheus", "prometheusSpec"), ("alertmanager", "alertmanagerSpec")):
         pdb = values[component]["podDisruptionBudget"]
-        # The chart renders minAvailable only when truthy: 0 leaves maxUnavailable alone.
-        assert pdb == {"enabled": True, "minAvailable": 0, "maxUnavailable": 1}, component
+        replicas = values[component][spec]["replicas"]
+        # The chart renders the map as the PDB's spec over its default minAvailable: 1, so the
+        # budget is minAvailable alone (maxUnavailable beside it is refused), all but one pod.
+        assert "maxUnavailable" not in pdb, component
+        if replicas == 1:
+            assert pdb == {"enabled": False}, component  # minAvailable 1 would block every drain
+        else:
+            assert pdb == {"enabled": True, "minAvailable": replicas - 1}, component
