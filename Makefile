@@ -35,11 +35,7 @@ status:
 
 STACK ?= dev
 export STACK
-cluster-# APP=containers: the API and the worker run from the built images, as the dev chart runs them.
-ifdef APP
-export ITS_APP_RUNTIME := $(APP)
-endif
-up: install
+cluster-up: install
 	@$(PY) -m infra.cluster up
 
 cluster-down:
