@@ -252,6 +252,12 @@ async def api_ingest(
     return Measured(measured.name, accepted, measured.seconds, measured.latencies), statuses
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cleanup_direct(platform: Platform, camera: str) -> int:
     with psycopg.connect(platform.stack(Postgres).superuser_dsn("its")) as conn:
         conn.execute("DELETE FROM frames WHERE camera_id = %s", (camera,))
@@ -290,9 +296,12 @@ def main(argv: list[str] | None = None) -> int:
             removed = cleanup_direct(platform, direct_camera)
         with run_keys(platform, run, key_count) as keys:
             operator = platform.secrets.api_credentials().operator
+            api_pid = platform.supervisor.pid("api")
+            cpu_before = cpu_seconds(api_pid)
             api, statuses = asyncio.run(
                 api_ingest(platform.stack(App).api_url, operator, keys, data, args.requests, args.concurrency)
             )
+            api_cpu = cpu_seconds(api_pid) - cpu_before
     finally:
         platform.supervisor.start("worker")
     print(f"{args.requests} requests per step, concurrency {args.concurrency}, frame of {len(data):,} bytes")
@@ -301,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         print(step.line("ops"))
     print(api.line("frames accepted"))
     print(f"API answers: {dict(sorted(statuses.items()))} ({key_count} camera keys, one camera each)")
+    print(
+        f"API process CPU over its run: {api_cpu:.1f} s for {api.seconds:.1f} s wall "
+        f"({api.done / api_cpu:,.1f} frames accepted per CPU-second; camera registrations included)"
+    )
     slowest = min(steps, key=lambda step: step.rate)
     ratio = api.rate / slowest.rate
     print(f"slowest direct step: {slowest.name} ({slowest.rate:,.1f}/s)")

@@ -25,8 +25,8 @@ The simulation is pure Python, no servers, and bounded (a fixed number of time s
   busy for n x the planned per-frame service time;
 - lag = frames arrived and not yet taken. Bounded: the lag's slope over the second half of the
   run is under 0.2% of the arrival rate and its last value under the bound (two full batches per
-  worker plus one second of arrivals). Unbounded: otherwise (at 80% of a throughput-sized plan the lag climbs by
-  hundreds of frames a second).
+  worker plus one second of arrivals). Unbounded: otherwise (at 80% of a throughput-sized plan
+  the lag climbs by hundreds of frames a second).
 """
 
 from __future__ import annotations
