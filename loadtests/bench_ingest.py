@@ -19,14 +19,11 @@ Direct steps, each N times from C concurrent tasks, with the bytes of one sample
 
 The API: N frame POSTs from C concurrent clients. How the API is loaded at this rate without
 weakening a check: the per-key limit (rate_limit_per_minute) and authentication stay as they
-are; the run makes K camera keys the way the platform makes its keys
-(app.common.apikeys.generate_key with the platform's pepper, infra/local/secrets.py), each
-bound to one camera of its own, expiring in an hour. Their hashed records are written to Vault
-beside the platform's (its/api/auth, as the vault stack's provisioner writes it), the API is
-restarted to read them (it otherwise re-reads Vault every five minutes), the cameras are
-registered through the API with the operator key, and request i posts for camera i mod K with
-that camera's key. Afterwards Vault gets the platform's own records back and the API is
-restarted again, so the run's keys no longer authenticate.
+are; the run makes K camera keys the way the platform makes its keys, each bound to one
+camera of its own (loadtests/run_keys.py: hashed records to Vault beside the platform's, the
+API restarted to read them, the platform's records restored and the API restarted after). The
+cameras are registered through the API with the operator key, and request i posts for camera
+i mod K with that camera's key, so no key goes near its limit.
 
 The frames the API accepts are real frames (object, row, camera-event on camera-events): the
 worker processes them once it is started again, and the run's cameras stay registered so their
@@ -47,8 +44,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,18 +55,16 @@ from confluent_kafka import Producer
 
 from app.api.routes import frames as frames_route
 from app.common import clients
-from app.common.apikeys import ApiKeyRecord, dump_records, generate_key
 from app.common.contracts import FRAMES_BUCKET, FrameEvent, frame_object_key
-from app.common.secrets import API_KEYS_PATH, VaultSecrets, api_paths
+from app.common.secrets import VaultSecrets, api_paths
 from app.common.settings import Settings
-from infra.facts.vault import vault_layout
-from infra.kernel.health import wait_until
 from infra.local.config import LocalPlatformConfig
 from infra.local.platform import Platform
-from infra.local.stacks import App, Kafka, Minio, Postgres, Vault
+from infra.local.stacks import App, Kafka, Minio, Postgres
 from infra.local.stacks.app import API_IDENTITY
 from loadtests.bench_kafka import APP_PRODUCER, create_topic
 from loadtests.route_sql import statement
+from loadtests.run_keys import run_keys
 
 SAMPLE = sorted((Path(__file__).resolve().parents[1] / "app" / "worker" / "samples").glob("*.jpg"))[0]
 KEY_TTL = timedelta(hours=1)
@@ -184,43 +178,6 @@ def remove_objects(platform: Platform, camera: str) -> int:
     return len(keys)
 
 
-def write_key_records(platform: Platform, records: list[ApiKeyRecord]) -> None:
-    """its/api/auth as the vault stack's provisioner writes it (the KV v2 envelope)."""
-    vault = platform.stack(Vault).client(platform.secrets["vault_init"]["root_token"])
-    data = {"api_keys": dump_records(records)}
-    vault.write_data(
-        f"{vault_layout().kv_mount}/data/{API_KEYS_PATH}", data={"data": data, "metadata": {"version": 1}}
-    )
-
-
-def restart_api(platform: Platform) -> None:
-    platform.supervisor.stop("api")
-    platform.supervisor.start("api")
-    app = platform.stack(App)
-    wait_until("the API answering /readyz", app.api, timeout=60)
-
-
-@contextmanager
-def run_keys(platform: Platform, run: str, count: int) -> Iterator[dict[str, str]]:
-    """`count` camera keys, each bound to a camera of this run's own: camera id -> presented key.
-    Known to the API for the block only."""
-    pepper = platform.secrets["api_pepper"]
-    keys: dict[str, str] = {}
-    records = []
-    for number in range(count):
-        camera = f"ingest-{run}-{number:03d}"
-        presented, record = generate_key(camera, "camera", (camera,), KEY_TTL, pepper=pepper)
-        keys[camera] = presented
-        records.append(record)
-    write_key_records(platform, [*platform.secrets.api_key_records(), *records])
-    try:
-        restart_api(platform)
-        yield keys
-    finally:
-        write_key_records(platform, platform.secrets.api_key_records())
-        restart_api(platform)
-
-
 async def api_ingest(
     api_url: str, operator: str, keys: dict[str, str], data: bytes, requests: int, concurrency: int
 ) -> tuple[Measured, Counter[int]]:
@@ -294,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         finally:
             removed = cleanup_direct(platform, direct_camera)
-        with run_keys(platform, run, key_count) as keys:
+        with run_keys(platform, f"ingest-{run}", key_count, "camera") as keys:
             operator = platform.secrets.api_credentials().operator
             api_pid = platform.supervisor.pid("api")
             cpu_before = cpu_seconds(api_pid)
