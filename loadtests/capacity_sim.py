@@ -283,7 +283,7 @@ def parse(argv: list[str] | None) -> tuple[Measured, argparse.Namespace]:
         "api-frames-per-cpu-s": "bench_ingest: frames the API accepted per CPU-second of its process",
         "frames-insert-per-s": "bench_ingest: the frames INSERT direct step, per second",
         "copy-rows-per-s": "bench_detections_write: COPY rows per second",
-        "kafka-records-per-s": "bench_kafka: the API's producer path, records per second (acks=all, RF 3)",
+        "kafka-records-per-s": "bench_kafka: kafka-producer-perf-test records/s (acks=all, RF 3)",
         "db-cores": "the cores PostgreSQL had during those runs (this machine's, shared)",
         "kafka-cores": "the cores the three brokers had during bench_kafka (this machine's, shared)",
         "drain-ratio": "bench_drain: worker drain / bare predict loop",
