@@ -29,7 +29,7 @@ class Profile:
 
 # Sized for this 2-core machine with the platform and the CPU worker beside it; a cluster
 # profile would raise users and rate. Measured, shared with other builds: the full profile held
-# the SLO at 2 users, not at 4 (README, "Performance"); --users runs it at another count.
+# the SLO at 2 users, not at 3 (README, "Performance"); --users runs it at another count.
 PROFILES = {
     # 60 s: about 180 requests, so the p95 is decided by nine of them, not by the four or five
     # that one scheduling hiccup of the shared machine makes slow in a 30 s run.
