@@ -1,13 +1,15 @@
-"""`python -m loadtests.slo [--profile short|full] [--api-url URL]`: run the Locust scenarios
-headless against the running platform with the SLO thresholds, writing an HTML report and
-CSV stats under reports/; the exit code is Locust's: non-zero when an SLO is broken."""
+"""`python -m loadtests.slo [--profile short|full] [--users N] [--reports DIR]`: run the Locust
+scenarios headless against the running platform with the SLO thresholds, writing an HTML report
+and CSV stats under reports/; the exit code is Locust's: non-zero when an SLO is broken.
+`--users` replaces the profile's user count (the full profile's burst triples it), to find the
+highest count the machine holds within the SLO."""
 
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infra.local.config import LocalPlatformConfig
@@ -25,8 +27,9 @@ class Profile:
     burst: bool
 
 
-# What this 2-core machine holds with the platform and the CPU worker beside it; a cluster
-# profile would raise users and rate.
+# Sized for this 2-core machine with the platform and the CPU worker beside it; a cluster
+# profile would raise users and rate. Measured, shared with other builds: the full profile held
+# the SLO at 2 users, not at 3 (README, "Performance"); --users runs it at another count.
 PROFILES = {
     # 60 s: about 180 requests, so the p95 is decided by nine of them, not by the four or five
     # that one scheduling hiccup of the shared machine makes slow in a 30 s run.
@@ -70,12 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.slo", description=__doc__)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="short")
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
+    parser.add_argument("--users", type=int, help="users instead of the profile's (1..500)")
     args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    if args.users is not None:
+        if not 1 <= args.users <= 500:
+            parser.error("--users must be 1..500")
+        profile = replace(profile, users=args.users)
     platform = Platform(LocalPlatformConfig.load())
     args.reports.mkdir(parents=True, exist_ok=True)
     api_url = platform.stack(App).api_url
     return subprocess.run(
-        locust_command(api_url, platform.secrets.credentials_file, PROFILES[args.profile], args.reports),
+        locust_command(api_url, platform.secrets.credentials_file, profile, args.reports),
         check=False,
     ).returncode
 

@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
+    NewPartitions,
     NewTopic,
     ResourcePatternType,
     ResourceType,
@@ -297,6 +298,16 @@ class Kafka(Stack):
         ]
         if new:
             for future in admin.create_topics(new, operation_timeout=30).values():
+                future.result()
+        # A topic declared with more partitions than it has grows to them (Kafka never shrinks
+        # one); keys map to new partitions from then on, so a camera's order restarts once.
+        grow = [
+            NewPartitions(t.name, t.partitions)
+            for t in facts.all()
+            if t.name in existing and len(existing[t.name].partitions) < t.partitions
+        ]
+        if grow:
+            for future in admin.create_partitions(grow, operation_timeout=30).values():
                 future.result()
         # Topics that already exist get their declared config re-applied (idempotent).
         resources = [
