@@ -1,4 +1,5 @@
-"""Small AWS building blocks shared by the components: trust policies, KMS keys, IRSA roles."""
+"""Small AWS building blocks shared by the components: trust policies, KMS keys, IRSA roles,
+the controls every bucket of the platform carries."""
 
 from __future__ import annotations
 
@@ -162,3 +163,74 @@ def encrypted_log_group(
         tags=dict(tags),
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )
+
+
+def tls_only_bucket_policy(bucket_arn: str) -> str:
+    """Refuse every request to the bucket that does not come over TLS."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
+def private_bucket_controls(
+    name: str, bucket: aws.s3.Bucket, key_arn: pulumi.Input[str], parent: pulumi.Resource
+) -> aws.s3.BucketVersioning:
+    """What every bucket of the platform carries: versioning, SSE-KMS with its own key (bucket
+    keys on), no public access, the owner owning every object (no ACLs), TLS only. Returns the
+    versioning, which object lock and lifecycle rules must follow."""
+    child = pulumi.ResourceOptions(parent=parent)
+    # The bucket by its name (its id in S3), as the policy pack matches sub-resources to it.
+    name_of = bucket.bucket
+    versioning = aws.s3.BucketVersioning(
+        f"{name}-versioning",
+        bucket=name_of,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        opts=child,
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-sse",
+        bucket=name_of,
+        rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=key_arn
+                ),
+                bucket_key_enabled=True,
+            )
+        ],
+        opts=child,
+    )
+    aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access",
+        bucket=name_of,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=child,
+    )
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership",
+        bucket=name_of,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=child,
+    )
+    aws.s3.BucketPolicy(
+        f"{name}-tls-only",
+        bucket=name_of,
+        policy=bucket.arn.apply(tls_only_bucket_policy),
+        opts=child,
+    )
+    return versioning

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.facts.recovery import Recovery
-from infra.pulumi.aws_common import irsa_role
+from infra.pulumi.aws_common import irsa_role, private_bucket_controls
 
 # Lifecycle margins beyond the recovery window (days): the plugin deletes what falls out of the
 # window itself; these only catch what it never did (a deleted cluster, a stopped plugin).
@@ -31,25 +31,6 @@ ABORT_MULTIPART_DAYS = 7
 def backup_bucket_name(cluster_name: str, account_id: str) -> str:
     """Bucket names are global: the account makes it unique, the cluster names its environment."""
     return f"{cluster_name}-postgres-backups-{account_id}"
-
-
-def tls_only_policy(bucket_arn: str) -> str:
-    """Refuse every request to the bucket that does not come over TLS."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
-    )
 
 
 def backup_tool_policy(bucket_arn: str, key_arn: str) -> str:
@@ -125,57 +106,16 @@ class PostgresBackups(pulumi.ComponentResource):
             tags={**tags, "its.ai/purpose": "backups"},
             opts=stateful,
         )
-        # The bucket by its name (its id in S3), as the policy pack matches sub-resources to it.
-        bucket = self.bucket.bucket
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=child,
-        )
+        versioning = private_bucket_controls(name, self.bucket, self.key.arn, parent=self)
         aws.s3.BucketObjectLockConfiguration(
             f"{name}-object-lock",
-            bucket=bucket,
+            bucket=self.bucket.bucket,
             rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
                 default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
                     mode=args.object_lock_mode, days=args.recovery.object_lock_days
                 )
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-sse",
-            bucket=bucket,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="aws:kms", kms_master_key_id=self.key.arn
-                    ),
-                    bucket_key_enabled=True,
-                )
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-tls-only",
-            bucket=bucket,
-            policy=self.bucket.arn.apply(tls_only_policy),
-            opts=child,
         )
         self._lifecycle(name, args, versioning)
 

@@ -23,7 +23,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.pulumi.aws_common import irsa_role
+from infra.pulumi.aws_common import irsa_role, private_bucket_controls
 
 # The openbao chart names the server's service account after the release's fullname: the release
 # is `openbao` (infrastructure/cloud/upstream-charts.yaml) and no values file overrides it.
@@ -100,24 +100,6 @@ def snapshot_policy(bucket_arn: str, key_arn: str) -> str:
                     "Action": ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"],
                     "Resource": key_arn,
                 },
-            ],
-        }
-    )
-
-
-def tls_only_bucket_policy(bucket_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyPlainHttp",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
             ],
         }
     )
@@ -202,34 +184,8 @@ class VaultUnseal(pulumi.ComponentResource):
             tags=tags,
             opts=kept,
         )
-        child = pulumi.ResourceOptions(parent=bucket)
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-snapshots",
-            bucket=bucket.bucket,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-snapshots",
-            bucket=bucket.bucket,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="aws:kms", kms_master_key_id=self.snapshot_key.arn
-                    ),
-                    bucket_key_enabled=True,
-                )
-            ],
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-snapshots",
-            bucket=bucket.bucket,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=child,
+        versioning = private_bucket_controls(
+            f"{name}-snapshots", bucket, self.snapshot_key.arn, parent=bucket
         )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-snapshots",
@@ -248,12 +204,6 @@ class VaultUnseal(pulumi.ComponentResource):
                 )
             ],
             opts=pulumi.ResourceOptions(parent=bucket, depends_on=[versioning]),
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-snapshots",
-            bucket=bucket.bucket,
-            policy=bucket.arn.apply(tls_only_bucket_policy),
-            opts=child,
         )
         return bucket
 

@@ -140,3 +140,31 @@ def test_the_backup_operator_plugin_and_cert_manager_come_before_the_charts(run:
     assert plugin.inputs["namespace"] == releases["cloudnative-pg"].inputs["namespace"]
     root = run.one("kubernetes:argoproj.io/v1alpha1:Application")
     assert {"plugin-barman-cloud", "cert-manager"} <= set(root.options.depends_on)
+
+
+def test_every_bucket_of_the_platform_carries_the_same_controls(run: StackRun) -> None:
+    """Backups and OpenBao's snapshots alike (infra/pulumi/aws_common.private_bucket_controls):
+    versioned, encrypted with a key of the program's, never public, owner-enforced, TLS only."""
+    buckets = [b.inputs["bucket"] for b in run.of_type(f"{S3}bucket:Bucket")]
+    assert len(buckets) >= 2
+    for bucket in buckets:
+        versioning = _of_bucket(run, "bucketVersioning:BucketVersioning", bucket)
+        assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}, bucket
+        (rule,) = _of_bucket(
+            run, "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", bucket
+        ).inputs["rules"]
+        default = rule["applyServerSideEncryptionByDefault"]
+        assert default["sseAlgorithm"] == "aws:kms" and default["kmsMasterKeyId"], bucket
+        block = _of_bucket(run, "bucketPublicAccessBlock:BucketPublicAccessBlock", bucket).inputs
+        assert all(
+            block[k] is True
+            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        ), bucket
+        ownership = _of_bucket(run, "bucketOwnershipControls:BucketOwnershipControls", bucket).inputs
+        assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}, bucket
+        (deny,) = json.loads(_of_bucket(run, "bucketPolicy:BucketPolicy", bucket).inputs["policy"])[
+            "Statement"
+        ]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, (
+            bucket
+        )
