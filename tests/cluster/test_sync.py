@@ -8,10 +8,13 @@ from typing import Any, cast
 
 from infra.cluster.argocd import kubectl
 from infra.cluster.config import ARGOCD_NAMESPACE
+from infra.kernel.health import Health, wait_until
 from tests.charts.helm import charts
 from tests.cluster.conftest import APP_NAMESPACE, LocalCluster
 
 APP = "its-camera-ai"
+# kwok moves a scheduled pod to Running within seconds; a minute covers a rollout in progress.
+POD_SETTLE_SECONDS = 60
 
 
 def _time(stamp: Any) -> datetime:
@@ -84,5 +87,13 @@ def test_the_app_namespace_enforces_the_restricted_pod_security_standard(local_c
     """The API server's PodSecurity admission ran on every pod of the app: they are there."""
     namespace = local_cluster.core.read_namespace(APP_NAMESPACE)
     assert namespace.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    pods = local_cluster.core.list_namespaced_pod(APP_NAMESPACE).items
-    assert pods and all(p.status.phase in ("Running", "Succeeded") for p in pods)
+
+    def settled() -> Health:
+        # A pod the drift tests' self-heal just made may still be Pending: wait for it, bounded.
+        pods = local_cluster.core.list_namespaced_pod(APP_NAMESPACE).items
+        waiting = {
+            p.metadata.name: p.status.phase for p in pods if p.status.phase not in ("Running", "Succeeded")
+        }
+        return Health(bool(pods) and not waiting, {"pods": len(pods), "not running": waiting})
+
+    assert wait_until("every pod of the app admitted and running", settled, POD_SETTLE_SECONDS)
