@@ -19,8 +19,9 @@ import pytest
 
 from infra.images import build, podman
 
-# Its own ports (below the ephemeral range), apart from the test session's platform.
-PORT_BASE = os.environ.get("ITS_IMAGES_PORT_BASE", "31000")
+# Its own ports (below the ephemeral range), apart from the test session's platform (29000),
+# its local cluster (31000, alive for the whole session) and a developer's platform (25000).
+PORT_BASE = os.environ.get("ITS_IMAGES_PORT_BASE", "27000")
 
 
 @pytest.fixture(scope="module")
