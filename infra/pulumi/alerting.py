@@ -23,7 +23,7 @@ import pulumi_aws as aws
 import yaml
 
 from infra.facts.paths import INFRASTRUCTURE
-from infra.pulumi.aws_common import irsa_role
+from infra.pulumi.aws_common import irsa_role, rotating_key
 
 ALERTMANAGER_FILE = INFRASTRUCTURE / "prometheus" / "alertmanager.yaml"
 KUBE_PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
@@ -107,13 +107,12 @@ class Alerting(pulumi.ComponentResource):
         self._args = args
         tags = dict(args.tags)
         self._shared = shared_alertmanager_config()
-        self.key = aws.kms.Key(
+        self.key = rotating_key(
             f"{name}-topics",
             description=f"Encrypts the alert topics of {args.cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            protect=args.protect,
+            parent=self,
         )
         self.topics: dict[str, aws.sns.Topic] = {
             receiver: aws.sns.Topic(

@@ -165,6 +165,20 @@ def encrypted_log_group(
     )
 
 
+def rotating_key(
+    name: str, *, description: str, tags: Mapping[str, str], protect: bool, parent: pulumi.Resource
+) -> aws.kms.Key:
+    """A KMS key of the program's: rotated yearly, 30 days' grace before deletion."""
+    return aws.kms.Key(
+        name,
+        description=description,
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        tags=dict(tags),
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
+
+
 def tls_only_bucket_policy(bucket_arn: str) -> str:
     """Refuse every request to the bucket that does not come over TLS."""
     return json.dumps(

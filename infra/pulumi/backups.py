@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.facts.recovery import Recovery
-from infra.pulumi.aws_common import irsa_role, private_bucket_controls
+from infra.pulumi.aws_common import irsa_role, private_bucket_controls, rotating_key
 
 # Lifecycle margins beyond the recovery window (days): the plugin deletes what falls out of the
 # window itself; these only catch what it never did (a deleted cluster, a stopped plugin).
@@ -89,13 +89,12 @@ class PostgresBackups(pulumi.ComponentResource):
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         account_id = aws.get_caller_identity_output().account_id
 
-        self.key = aws.kms.Key(
+        self.key = rotating_key(
             f"{name}-key",
             description=f"Encryption of {args.cluster_name}'s PostgreSQL backups",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
-            opts=stateful,
+            protect=args.protect,
+            parent=self,
         )
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",

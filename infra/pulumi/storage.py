@@ -17,6 +17,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.pulumi.aws_common import rotating_key
+
 STORAGE_CLASS = "gp3-encrypted"
 EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -69,13 +71,12 @@ class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("its:storage:Storage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.volume_key = aws.kms.Key(
+        self.volume_key = rotating_key(
             f"{name}-ebs",
             description=f"Encryption of the EBS volumes of {args.cluster_name}'s PersistentVolumes",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            protect=args.protect,
+            parent=self,
         )
         aws.kms.Alias(
             f"{name}-ebs",

@@ -23,7 +23,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.pulumi.aws_common import irsa_role, private_bucket_controls
+from infra.pulumi.aws_common import irsa_role, private_bucket_controls, rotating_key
 
 # The openbao chart names the server's service account after the release's fullname: the release
 # is `openbao` (infrastructure/cloud/upstream-charts.yaml) and no values file overrides it.
@@ -112,13 +112,12 @@ class VaultUnseal(pulumi.ComponentResource):
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         tags = dict(args.tags)
 
-        self.seal_key = aws.kms.Key(
+        self.seal_key = rotating_key(
             f"{name}-seal",
             description=f"Seals the root key of OpenBao in {args.cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
-            opts=kept,
+            protect=args.protect,
+            parent=self,
         )
         aws.kms.Alias(
             f"{name}-seal",
@@ -167,13 +166,12 @@ class VaultUnseal(pulumi.ComponentResource):
     def _snapshot_bucket(
         self, name: str, tags: dict[str, str], kept: pulumi.ResourceOptions
     ) -> aws.s3.Bucket:
-        self.snapshot_key = aws.kms.Key(
+        self.snapshot_key = rotating_key(
             f"{name}-snapshots",
             description=f"Encrypts OpenBao's raft snapshots of {self._args.cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
-            opts=kept,
+            protect=self._args.protect,
+            parent=self,
         )
         # Bucket names are global: the account id makes this one the account's own.
         account = aws.get_caller_identity_output().account_id
