@@ -132,12 +132,12 @@ async def drain(settings: Settings, dsn: str, staged: Staged) -> tuple[float, in
     return (total - first) / (now - first_at), first
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    """CPU seconds of a process and its children, 0 for one that is gone."""
+def cpu_seconds(process: psutil.Process) -> float | None:
+    """CPU seconds of a process and its children; None for one that is gone (not measured)."""
     try:
         family = [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return None
     total = 0.0
     for member in family:
         try:
@@ -165,7 +165,14 @@ class CpuShares:
 
     def __exit__(self, *_exc: object) -> None:
         self.seconds = time.monotonic() - self.started
-        self.used = {name: cpu_seconds(p) - self.before[name] for name, p in self.parties.items()}
+        after = {name: cpu_seconds(p) for name, p in self.parties.items()}
+        # A program that stopped or restarted meanwhile has no measured share: named, not counted.
+        self.unmeasured = sorted(n for n in after if after[n] is None or self.before[n] is None)
+        self.used = {
+            name: used - start
+            for name, used in after.items()
+            if used is not None and (start := self.before[name]) is not None
+        }
         self.machine = _machine_busy() - self.machine_before
 
     def report(self) -> str:
@@ -174,6 +181,9 @@ class CpuShares:
         lines = [f"CPU seconds during the last drain ({self.seconds:.1f} s wall, 2 cores):"]
         lines += [f"  {name}: {used:.1f}" for name, used in ranked if used >= 0.1]
         lines.append(f"  everything else on the machine: {max(others, 0.0):.1f}")
+        if self.unmeasured:
+            gone = ", ".join(self.unmeasured)
+            lines.append(f"  not measured (stopped or restarted during the drain): {gone}")
         return "\n".join(lines)
 
 
