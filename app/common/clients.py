@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import asyncpg
+import urllib3
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from minio import Minio
 from redis.asyncio import Redis
@@ -16,6 +17,9 @@ from redis.backoff import NoBackoff
 
 from app.common.secrets import Credentials, RedisCredentials, VaultSecrets, identity_path
 from app.common.settings import Settings
+
+# minio's own pool's connect and read timeouts (kept when only the CA changes).
+MINIO_TIMEOUT_S = 300.0
 
 
 async def database_pool(settings: Settings, secrets: VaultSecrets) -> asyncpg.Pool:
@@ -71,6 +75,21 @@ def object_store(settings: Settings, secrets: VaultSecrets) -> Minio:
         secret_key=creds["secret_key"],
         secure=settings.minio_secure,
         region=settings.minio_region,
+        http_client=object_store_http(settings),
+    )
+
+
+def object_store_http(settings: Settings) -> urllib3.PoolManager | None:
+    """Verifies MinIO against its own CA when one is named (minio's default pool trusts
+    SSL_CERT_FILE or certifi's bundle), with minio's own pool settings otherwise."""
+    if settings.minio_ca_file is None:
+        return None
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=MINIO_TIMEOUT_S, read=MINIO_TIMEOUT_S),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=str(settings.minio_ca_file),
+        retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
 
 

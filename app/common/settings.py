@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     minio_endpoint: str = "127.0.0.1:9000"
     minio_secure: bool = False
     minio_region: str = "us-east-1"
+    # The CA that signed MinIO's certificate (the cluster's: a private CA of the Pulumi program);
+    # unset: the system store.
+    minio_ca_file: Path | None = None
 
     vault_addr: str = "http://127.0.0.1:8200"
     vault_auth_method: Literal["approle", "kubernetes"] = "approle"

@@ -95,16 +95,16 @@ def program_values(release: str, given: Mapping[str, Mapping[str, Any]]) -> dict
     if release not in PROGRAM_VALUES and release not in given:
         return None
     own = PROGRAM_VALUES[release]() if release in PROGRAM_VALUES else {}
-    return _merged(own, given.get(release, {}))
+    return merged_values(own, given.get(release, {}))
 
 
-def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def merged_values(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """Maps merge, anything else replaces; never copies a leaf (a leaf may be an Output, which
     cannot be deep-copied)."""
     out = dict(base)
     for key, value in over.items():
         both_maps = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
-        out[key] = _merged(out[key], value) if both_maps else value
+        out[key] = merged_values(out[key], value) if both_maps else value
     return out
 
 
@@ -209,6 +209,11 @@ def kafka_spec(kafka: KafkaConfig, client_namespaces: Sequence[str] = ()) -> dic
                 },
             },
         },
+        # The cluster CA is the program's (infra/pulumi/secrets.py: <name>-cluster-ca and -cert,
+        # made before this Kafka): the app's and KEDA's namespace hold its certificate from the
+        # first sync. Strimzi then neither generates nor renews it; `pulumi up` renews it in its
+        # last year and raises the generation annotations, and Strimzi rolls to the new one.
+        "clusterCa": {"generateCertificateAuthority": False},
         "entityOperator": {"topicOperator": {}, "userOperator": {}},
         # Consumer group lag (kafka_consumergroup_lag) for the worker's group, and partitions.
         "kafkaExporter": {"topicRegex": ".*", "groupRegex": ".*"},

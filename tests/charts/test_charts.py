@@ -409,7 +409,13 @@ def test_kafka_users_are_the_shared_definitions(env: str) -> None:
     (cluster,) = {t["metadata"]["labels"]["strimzi.io/cluster"] for t in rendered.of_kind("KafkaTopic")}
     for name, user in users.items():
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster
-        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        # The password is the program's (infra/pulumi/secrets.py makes the Secret it names).
+        assert user["spec"]["authentication"] == {
+            "type": "scram-sha-512",
+            "password": {
+                "valueFrom": {"secretKeyRef": {"name": f"its-kafka-password-{name}", "key": "password"}}
+            },
+        }
         assert user["spec"]["authorization"]["type"] == "simple"
         assert user["spec"]["authorization"]["acls"] == _strimzi_acls(name), name
     # Every topic an ACL names is one the chart creates.

@@ -7,10 +7,12 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from infra.facts.kafka_users import kafka_users
 from infra.facts.redis import password_hash, redis_settings
 from infra.facts.vault import vault_layout
 from infra.pulumi.catalogue import load_catalogue
@@ -216,3 +218,68 @@ def test_minio_tls_is_signed_by_the_program_s_ca_for_minio_s_names(env: str) -> 
     (request,) = [r for r in run.of_type("tls:index/certRequest:CertRequest") if r.name == "minio-server-csr"]
     # The app's endpoint (config.minio.endpoint minio.minio.svc:443) is a name of the certificate.
     assert "minio.minio.svc" in request.inputs["dnsNames"]
+
+
+@pytest.mark.parametrize("env", STACKS)
+def test_kafka_cluster_ca_is_the_program_s_and_reaches_its_clients(env: str) -> None:
+    """Strimzi takes the program's CA (its two Secrets, labelled and at a generation that grows
+    with the certificate's start), and the app and KEDA hold its certificate in their namespace
+    from the first sync."""
+    run = stack_run(env)
+    kafka = run.named("kubernetes:kafka.strimzi.io/v1beta2:Kafka", "data-stacks-kafka")
+    assert kafka.inputs["spec"]["clusterCa"] == {"generateCertificateAuthority": False}
+    key = secret_data(run, "kafka", "its-kafka-cluster-ca")
+    cert = secret_data(run, "kafka", "its-kafka-cluster-ca-cert")
+    assert "PRIVATE KEY" in key["ca.key"] and set(key) == {"ca.key"}
+    assert set(cert) == {"ca.crt"} and "kafka-cluster-ca-cert" in cert["ca.crt"]
+    # MOCK_SIGNED_AT (2026-12-01T10:30Z) in whole hours since the epoch.
+    generation = str(int(datetime(2026, 12, 1, 10, 30, tzinfo=UTC).timestamp()) // 3600)
+    for name, annotation in (
+        ("its-kafka-cluster-ca", "strimzi.io/ca-key-generation"),
+        ("its-kafka-cluster-ca-cert", "strimzi.io/ca-cert-generation"),
+    ):
+        metadata = run.named(SECRET_TYPE, f"kafka-{name}").inputs["metadata"]
+        assert metadata["labels"]["strimzi.io/kind"] == "Kafka"
+        assert metadata["labels"]["strimzi.io/cluster"] == "its-kafka"
+        assert metadata["annotations"] == {annotation: generation}
+    app = project_chart_values("its-camera-ai", env)
+    assert secret_data(run, "its", app["config"]["kafka"]["caSecret"]) == cert
+    keda = secret_data(run, "its", app["worker"]["autoscaling"]["kafkaSecret"])
+    assert keda["ca.crt"] == cert["ca.crt"] and keda["username"] == "its-keda"
+
+
+@pytest.mark.parametrize("env", STACKS)
+def test_each_kafka_user_s_password_is_generated_and_the_app_s_is_in_vault(env: str) -> None:
+    """One Secret per KafkaUser, named as the its-kafka-topics chart's KafkaUsers name it; the
+    app's identities read the same password from Vault, KEDA from its own Secret."""
+    run = stack_run(env)
+    chart = project_chart_values("its-kafka-topics", env)["users"]
+    passwords = {
+        user: secret_data(run, chart_namespace("its-kafka-topics"), f"{chart['secretPrefix']}{user}")[
+            chart["secretKey"]
+        ]
+        for user in kafka_users().users
+    }
+    assert len(set(passwords.values())) == len(passwords), "every user has its own password"
+    seed = {k: json.loads(v) for k, v in secret_data(run, "vault", "its-vault-seed").items()}
+    for identity in ("its-api", "its-worker"):
+        assert seed[seed_key(f"{identity.replace('-', '/', 1)}/kafka")] == {
+            "username": identity,
+            "password": passwords[identity],
+        }
+    keda = project_chart_values("its-camera-ai", env)["worker"]["autoscaling"]["kafkaSecret"]
+    assert secret_data(run, "its", keda)["password"] == passwords["its-keda"]
+
+
+@pytest.mark.parametrize("env", STACKS)
+def test_minio_ca_reaches_its_clients_without_the_key(env: str) -> None:
+    """MinIO serves a certificate of the program's CA; the buckets Job and the app each hold
+    that CA's certificate alone, in their own namespace."""
+    run = stack_run(env)
+    minio = load_catalogue().release("minio")
+    values = minio.values(env)
+    served = secret_data(run, minio.namespace, values["tls"]["certSecret"])
+    buckets = project_chart_values("its-minio-buckets", env)["minio"]["caSecret"]
+    app = project_chart_values("its-camera-ai", env)["config"]["minio"]["caSecret"]
+    for namespace, name in ((chart_namespace("its-minio-buckets"), buckets), ("its", app)):
+        assert secret_data(run, namespace, name) == {"ca.crt": served["ca.crt"]}

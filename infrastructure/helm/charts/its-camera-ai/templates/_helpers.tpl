@@ -247,6 +247,37 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
+{{/* MinIO over TLS, verified with the CA of config.minio.caSecret (the program's MinIO CA): the
+     API and the worker, the object store's only clients here. */}}
+{{- define "its.minioCaPath" -}}/etc/its/minio-ca/ca.crt{{- end }}
+
+{{- define "its.minioCaEnv" -}}
+{{- if .Values.config.minio.caSecret }}
+- name: ITS_MINIO_CA_FILE
+  value: {{ include "its.minioCaPath" . | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "its.minioCaVolume" -}}
+{{- with .Values.config.minio.caSecret }}
+- name: minio-ca
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "its.minioCaMount" -}}
+{{- if .Values.config.minio.caSecret }}
+- name: minio-ca
+  mountPath: {{ include "its.minioCaPath" . | dir }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
 {{/* Environment shared by the API and the worker (ITS_* settings, never a secret). */}}
 {{- define "its.commonEnv" -}}
 - name: ITS_ENVIRONMENT

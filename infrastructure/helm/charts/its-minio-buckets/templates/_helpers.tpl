@@ -47,6 +47,10 @@ apply.sh: |
   # Generated from infrastructure/minio/buckets.yaml by the its-minio-buckets chart.
   set -eu
   export HOME=/tmp MC_CONFIG_DIR=/tmp/.mc
+  {{- if .Values.minio.caSecret }}
+  # mc trusts the CAs of its config directory's certs/CAs (MinIO's private CA).
+  mkdir -p "$MC_CONFIG_DIR/certs/CAs" && cp /etc/its/minio-ca/ca.crt "$MC_CONFIG_DIR/certs/CAs/"
+  {{- end }}
   mc alias set its "$MINIO_ENDPOINT" "$(cat /secrets/root/access-key)" "$(cat /secrets/root/secret-key)" >/dev/null
   {{- range $spec.buckets }}
   echo "bucket {{ .name }}"
