@@ -217,6 +217,21 @@ class PostgresBackupsConfig(_Model):
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"]
 
 
+class PublicDnsConfig(_Model):
+    """The account's public DNS (a prerequisite: the domain and its Route53 hosted zone). The
+    program points the API's host (the its-camera-ai Ingress host of the environment's GitOps
+    values) at the ingress load balancer there, and cert-manager proves the host to Let's
+    Encrypt through the same zone (DNS-01)."""
+
+    hosted_zone_id: str = Field(pattern=r"^Z[A-Z0-9]{1,31}$")
+    # The Route53 zone's name (e.g. its-camera-ai.example); the API host must lie inside it.
+    zone_name: str = Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
+    # Let's Encrypt's contact for the ACME account (expiry notices).
+    acme_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+    # staging: Let's Encrypt's untrusted test CA (no rate limits) for a first try.
+    acme_server: Literal["production", "staging"] = "production"
+
+
 class StackConfig(_Model):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     environment: Environment
@@ -237,6 +252,8 @@ class StackConfig(_Model):
     node_pools: list[NodePool] = Field(min_length=1)
     data_stacks: DataStacksConfig
     postgres_backups: PostgresBackupsConfig
+    # Needed where the environment publishes the API (its Ingress is on): staging and prod.
+    public_dns: PublicDnsConfig | None = None
 
     @field_validator("availability_zones")
     @classmethod

@@ -12,16 +12,35 @@ from infra.facts.stack_config import StackConfig, from_pulumi
 from infra.pulumi.addons import Addons, AddonsArgs
 from infra.pulumi.alerting import KUBE_PROMETHEUS_STACK_RELEASE, Alerting, AlertingArgs
 from infra.pulumi.backups import PostgresBackups, PostgresBackupsArgs
-from infra.pulumi.catalogue import load_catalogue
+from infra.pulumi.catalogue import Catalogue, load_catalogue
 from infra.pulumi.cluster import Cluster, ClusterArgs
-from infra.pulumi.data_stacks import DataStacks, DataStacksArgs
+from infra.pulumi.data_stacks import DataStacks, DataStacksArgs, merged_values
 from infra.pulumi.gitops_root import GitopsRoot, GitopsRootArgs, chart_namespace
 from infra.pulumi.load_balancer import LBC_RELEASE, LoadBalancerController, LoadBalancerControllerArgs
 from infra.pulumi.network import Network, NetworkArgs
 from infra.pulumi.nodepools import AUTOSCALER_RELEASE, DEVICE_PLUGIN_RELEASE, NodePools, NodePoolsArgs
 from infra.pulumi.project_charts import project_chart_values
+from infra.pulumi.public_endpoint import (
+    CERT_MANAGER_RELEASE,
+    TRAEFIK_RELEASE,
+    AcmeDns,
+    AcmeDnsArgs,
+    PublicEndpoint,
+    PublicEndpointArgs,
+    api_host,
+    checked_dns,
+)
 from infra.pulumi.secrets import PlatformSecrets, PlatformSecretsArgs
 from infra.pulumi.storage import Storage, StorageArgs
+from infra.pulumi.vault_bootstrap import (
+    OPERATOR_POLICY,
+    OPERATOR_SERVICE_ACCOUNT,
+    PROVISIONER_POLICY,
+    KubernetesRole,
+    VaultBootstrap,
+    VaultBootstrapArgs,
+    self_init_config_map,
+)
 from infra.pulumi.vault_unseal import OPENBAO_RELEASE, SnapshotIdentity, VaultUnseal, VaultUnsealArgs
 
 ARGOCD_RELEASE = "argocd"
@@ -39,6 +58,9 @@ def run(config: StackConfig | None = None) -> None:
         )
     for release in cfg.data_stacks.releases:  # every values file must exist before anything starts
         catalogue.release(release).values(cfg.environment)
+    # Where the API is published, the stack's public DNS must carry its host.
+    host = api_host(project_chart_values("its-camera-ai", cfg.environment))
+    dns = checked_dns(pulumi.get_stack(), cfg.public_dns, host) if host else None
     tags = cfg.resource_tags
 
     network = Network(
@@ -143,12 +165,29 @@ def run(config: StackConfig | None = None) -> None:
                 tags=tags,
             ),
         ).release_values
-    # OpenBao's seal key, its IRSA role and its snapshot store, before its release.
-    vault_unseal = (
-        vault_aws(cfg, catalogue.release(OPENBAO_RELEASE).namespace, cluster, platform_secrets)
-        if OPENBAO_RELEASE in cfg.data_stacks.releases
-        else None
-    )
+    # The public API's DNS and certificate: cert-manager's role, the ingress NLB's name.
+    acme = None
+    if host is not None and dns is not None:
+        acme = AcmeDns(
+            "acme-dns",
+            AcmeDnsArgs(
+                cluster_name=cfg.cluster_name,
+                namespace=catalogue.release(CERT_MANAGER_RELEASE).namespace,
+                dns=dns,
+                host=host,
+                oidc_provider_arn=cluster.oidc_provider.arn,
+                oidc_issuer_url=cluster.oidc_issuer_url,
+                tags=tags,
+            ),
+        )
+        release_values.update(acme.release_values)
+    # OpenBao's seal key, its IRSA role and its snapshot store, and what it initialises itself
+    # with, before its release.
+    vault_unseal: VaultUnseal | None = None
+    vault_bootstrap: VaultBootstrap | None = None
+    if OPENBAO_RELEASE in cfg.data_stacks.releases:
+        vault_unseal = vault_aws(cfg, catalogue.release(OPENBAO_RELEASE).namespace, cluster, platform_secrets)
+        vault_bootstrap = vault_init(cfg, catalogue, cluster, platform_secrets)
     # Where Alertmanager delivers (SNS topics, its IRSA role), before its release.
     alerting = (
         Alerting(
@@ -183,17 +222,40 @@ def run(config: StackConfig | None = None) -> None:
             ],
             release_values={
                 **release_values,
-                **({OPENBAO_RELEASE: vault_unseal.release_values} if vault_unseal else {}),
+                **(
+                    {
+                        OPENBAO_RELEASE: merged_values(
+                            vault_unseal.release_values, vault_bootstrap.release_values
+                        )
+                    }
+                    if vault_unseal and vault_bootstrap
+                    else {}
+                ),
                 **({KUBE_PROMETHEUS_STACK_RELEASE: alerting.release_values} if alerting else {}),
             },
             depends_on=[
                 *addons.addons,
                 *node_pools.node_groups.values(),
                 *platform_secrets.secrets.values(),
+                *([vault_bootstrap.config_map] if vault_bootstrap else []),
                 storage.storage_class,
             ],
         ),
     )
+    if host is not None and dns is not None and acme is not None:
+        PublicEndpoint(
+            "public-endpoint",
+            PublicEndpointArgs(
+                region=cfg.region,
+                dns=dns,
+                host=host,
+                load_balancer=acme.load_balancer,
+                provider=cluster.provider,
+                cert_manager=data_stacks.releases[CERT_MANAGER_RELEASE],
+                traefik=data_stacks.releases[TRAEFIK_RELEASE],
+            ),
+        )
+        pulumi.export("apiHost", host.host)
     # Backups leave the cluster: the environment's bucket, written by the database's own role.
     backups = PostgresBackups(
         "postgres-backups",
@@ -264,6 +326,43 @@ def vault_aws(cfg: StackConfig, namespace: str, cluster: Cluster, secrets: Platf
             tags=cfg.resource_tags,
             protect=cfg.protect_stateful_resources,
             # The snapshot identity's namespace is made with the Secrets.
+            depends_on=list(secrets.secrets.values()),
+        ),
+    )
+
+
+def vault_init(
+    cfg: StackConfig, catalogue: Catalogue, cluster: Cluster, secrets: PlatformSecrets
+) -> VaultBootstrap:
+    """OpenBao's self-initialisation: its provisioner is the its-vault-config Job (the service
+    account and role of that chart's values), its break-glass the operator account made here."""
+    release = catalogue.release(OPENBAO_RELEASE)
+    config = project_chart_values("its-vault-config", cfg.environment)
+    audience = str(config["app"]["tokenAudience"])
+    return VaultBootstrap(
+        "vault-bootstrap",
+        VaultBootstrapArgs(
+            namespace=release.namespace,
+            config_map=self_init_config_map(release.values(cfg.environment)),
+            provisioner=KubernetesRole(
+                name=str(config["provisioner"]["vaultRole"]),
+                service_account=str(config["provisioner"]["serviceAccount"]),
+                namespace=chart_namespace("its-vault-config"),
+                audience=audience,
+                policy=PROVISIONER_POLICY,
+                ttl="15m",
+                max_ttl="30m",
+            ),
+            operator=KubernetesRole(
+                name=OPERATOR_POLICY,
+                service_account=OPERATOR_SERVICE_ACCOUNT,
+                namespace=release.namespace,
+                audience=audience,
+                policy=OPERATOR_POLICY,
+                ttl="1h",
+                max_ttl="1h",
+            ),
+            provider=cluster.provider,
             depends_on=list(secrets.secrets.values()),
         ),
     )

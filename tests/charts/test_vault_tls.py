@@ -11,6 +11,7 @@ import pytest
 from infra.facts.paths import INFRASTRUCTURE
 from infra.facts.vault_policies import parse_policy
 from infra.pulumi.catalogue import load_catalogue
+from infra.pulumi.project_charts import project_chart_values
 from infra.pulumi.secrets import openbao_dns_names
 from tests.charts.helm import ENVIRONMENTS, Manifest, env_render
 
@@ -59,7 +60,11 @@ def test_the_app_calls_the_active_openbao_over_tls_with_the_program_s_ca(env: st
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_config_job_calls_the_active_openbao_over_tls_and_enables_the_audit_device(env: str) -> None:
+def test_the_config_job_calls_the_active_openbao_over_tls_as_its_own_identity(env: str) -> None:
+    """No admin token: the Job logs in with its service account's audience-bound token as the
+    role OpenBao's self-initialisation made for it (infra/pulumi/vault_bootstrap.py), and
+    leaves the audit device and Kubernetes auth to that initialisation."""
+    values = project_chart_values("its-vault-config", env)
     rendered = env_render("its-vault-config", env)
     (job,) = rendered.of_kind("Job")
     pod = job["spec"]["template"]["spec"]
@@ -67,15 +72,17 @@ def test_the_config_job_calls_the_active_openbao_over_tls_and_enables_the_audit_
     settings = _env(container)
     assert settings["BAO_ADDR"] == ACTIVE
     assert _mounted(pod, container, settings["BAO_CACERT"])["secretName"] == "its-vault-ca"
+    assert pod["serviceAccountName"] == values["provisioner"]["serviceAccount"]
+    assert pod["automountServiceAccountToken"] is False
+    (token,) = [v for v in pod["volumes"] if v["name"] == "vault-token"]
+    (source,) = token["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == values["app"]["tokenAudience"]
+    assert not [v for v in pod["volumes"] if "secret" in v and "token" in v["secret"]["secretName"]]
     script = rendered.of_kind("ConfigMap")[0]["data"]["apply.sh"]
-    # The file device writes to the servers' audit volume (values/openbao server.auditStorage).
-    openbao = load_catalogue().release("openbao").values(env)
-    audit = openbao["server"]["auditStorage"]
-    assert audit["enabled"] is True
-    mount_path = audit.get("mountPath", "/openbao/audit")
-    assert f"audit enable -path=file file file_path={mount_path}/audit.log" in script
-    # Idempotent: enabled once, checked before.
-    assert "audit list -format=json | grep -q '\"file/\"'" in script
+    role = values["provisioner"]["vaultRole"]
+    assert f"auth/kubernetes/login role={role} jwt=@/var/run/secrets/vault/token" in script
+    assert "/secrets/token" not in script
+    assert "audit enable" not in script and "auth enable" not in script
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

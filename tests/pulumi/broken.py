@@ -78,6 +78,24 @@ BROKEN_CONFIGS = (
         ),
     ),
     BrokenConfig(
+        "published-api-without-public-dns",
+        "prod",
+        {"its-camera-ai:publicDns": None},
+        ("Pulumi.prod.yaml", "its-camera-ai:publicDns", "api.its-camera-ai.example"),
+    ),
+    BrokenConfig(
+        "api-host-outside-the-hosted-zone",
+        "staging",
+        {
+            "its-camera-ai:publicDns": {
+                "hostedZoneId": "Z0OTHERZONE",
+                "zoneName": "elsewhere.example",
+                "acmeEmail": "platform-team@its-camera-ai.example",
+            }
+        },
+        ("Pulumi.staging.yaml", "its-camera-ai:publicDns.zoneName", "api.staging.its-camera-ai.example"),
+    ),
+    BrokenConfig(
         "addon-versions-outside-the-table",
         "dev",
         {"its-camera-ai:addonVersions": {"vpc-cni": "v1.19.5-eksbuild.1"}},

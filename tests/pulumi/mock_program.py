@@ -24,6 +24,10 @@ from infra.facts.stack_config import PROJECT, engine_config
 from infra.pulumi import program
 
 ACCOUNT_ID = "123456789012"
+# The hosted zone AWS gives network load balancers in eu-west-1.
+MOCK_NLB_ZONE = "Z2IFOLAFXWLO4F"
+# When every mocked certificate's validity starts.
+MOCK_SIGNED_AT = "2026-12-01T10:30:00Z"
 ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
 
 
@@ -112,6 +116,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "tls:index/locallySignedCert:LocallySignedCert",
         ):
             outputs["certPem"] = mock_pem("CERTIFICATE", args.name)
+            # The TLS provider stamps the validity's start when it signs (RFC 3339).
+            outputs["validityStartTime"] = MOCK_SIGNED_AT
         elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{ISSUER.removeprefix('https://')}"
         return resource_id, outputs
@@ -130,6 +136,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "dnsSuffix": "amazonaws.com",
                 "reverseDnsPrefix": "com.amazonaws",
                 "id": "aws",
+            }, []
+        if args.token == "aws:lb/getLoadBalancer:getLoadBalancer":
+            # The NLB the load balancer controller made for Traefik's Service, by its name.
+            name = args.args["name"]
+            return {
+                "name": name,
+                "arn": f"arn:aws:elasticloadbalancing:eu-west-1:{ACCOUNT_ID}:loadbalancer/net/{name}/0123",
+                "dnsName": f"{name}-0123456789.elb.eu-west-1.amazonaws.com",
+                "zoneId": MOCK_NLB_ZONE,
+                "id": name,
             }, []
         return {}, []
 

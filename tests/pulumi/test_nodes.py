@@ -153,10 +153,17 @@ def test_the_load_balancer_controller_runs_on_irsa_with_its_published_policy(run
 def test_traefik_is_an_nlb_of_the_load_balancer_controller_with_ip_targets(run: StackRun) -> None:
     service = _release(run, "traefik").inputs["values"]["service"]
     assert service["type"] == "LoadBalancer"
+    published = load_stack_file(run.stack).public_dns is not None
     assert service["annotations"] == {
         "service.beta.kubernetes.io/aws-load-balancer-type": "external",
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+        # Where the API is published, the program names the NLB to find it (test_public_endpoint).
+        **(
+            {"service.beta.kubernetes.io/aws-load-balancer-name": f"its-camera-ai-{run.stack}-ingress"}
+            if published
+            else {}
+        ),
     }
 
 

@@ -29,6 +29,7 @@ NON_TAGGABLE = frozenset(
         "aws:ec2/routeTableAssociation:RouteTableAssociation",
         "aws:ec2/route:Route",
         "aws:kms/alias:Alias",
+        "aws:route53/record:Record",
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
         "aws:autoscaling/tag:Tag",
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",

@@ -14,9 +14,42 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The CLI image: the OpenBao release the cluster runs (files/compatibility.yaml ->
+     infrastructure/cloud/compatibility.yaml, the openbao chart's appVersion) unless a tag or a
+     digest is set. */}}
 {{- define "itsvault.image" -}}
 {{- if .Values.image.digest }}{{ printf "%s@%s" .Values.image.repository .Values.image.digest }}
-{{- else }}{{ printf "%s:%s" .Values.image.repository .Values.image.tag }}{{ end }}
+{{- else }}{{ printf "%s:%s" .Values.image.repository (include "itsvault.imageTag" .) }}{{ end }}
+{{- end }}
+
+{{- define "itsvault.imageTag" -}}
+{{- if .Values.image.tag }}{{ .Values.image.tag }}
+{{- else }}
+{{- $table := .Files.Get "files/compatibility.yaml" | fromYaml }}
+{{- $openbao := (($table.charts | default dict).openbao | default dict) }}
+{{- required "files/compatibility.yaml has no charts.openbao.appVersion" $openbao.appVersion | trimPrefix "v" }}
+{{- end }}
+{{- end }}
+
+{{/* Logs the CLI in with the pod's audience-bound service-account token (the vault-token
+     volume) as a Kubernetes-auth role, and exports the token for the commands after it. */}}
+{{- define "itsvault.login" -}}
+{{- $cli := .ctx.Values.image.cli }}
+{{- $var := ternary "BAO_TOKEN" "VAULT_TOKEN" (eq $cli "bao") }}
+{{ $var }}="$({{ $cli }} write -field=token auth/kubernetes/login role={{ .role }} jwt=@/var/run/secrets/vault/token)"
+export {{ $var }}
+{{- end }}
+
+{{/* The service-account token a Kubernetes-auth login sends: bound to Vault's audience, short. */}}
+{{- define "itsvault.tokenVolume" -}}
+- name: vault-token
+  projected:
+    defaultMode: 0440
+    sources:
+      - serviceAccountToken:
+          path: token
+          audience: {{ .Values.app.tokenAudience | quote }}
+          expirationSeconds: 600
 {{- end }}
 
 {{- define "itsvault.configData" -}}
@@ -35,18 +68,14 @@ apply.sh: |
   # Generated from infrastructure/vault/vault.yaml by the its-vault-config chart. Idempotent.
   set -eu
   export HOME=/tmp
-  {{ ternary "BAO_TOKEN" "VAULT_TOKEN" (eq $cli "bao") }}="$(cat /secrets/token)"
-  export {{ ternary "BAO_TOKEN" "VAULT_TOKEN" (eq $cli "bao") }}
+  # OpenBao's self-initialisation made this role, the audit device and Kubernetes auth
+  # (infra/pulumi/vault_bootstrap.py): the Job logs in with its own service account's token.
+  {{- include "itsvault.login" (dict "ctx" . "role" .Values.provisioner.vaultRole) | nindent 2 }}
   {{ $cli }} secrets list -format=json | grep -q '"{{ $mount }}/"' \
     || {{ $cli }} secrets enable -path={{ $mount }} -version={{ $layout.kv_version | default 2 }} kv
   {{- range $name, $path := $policies }}
   {{ $cli }} policy write {{ $name }} /config/policy-{{ $name }}.hcl
   {{- end }}
-  # The audit device: every request and response (secrets HMAC'd) to the servers' audit volume.
-  {{ $cli }} audit list -format=json | grep -q '"{{ .Values.audit.path }}/"' \
-    || {{ $cli }} audit enable -path={{ .Values.audit.path }} file file_path={{ .Values.audit.filePath }}
-  {{ $cli }} auth list -format=json | grep -q '"kubernetes/"' || {{ $cli }} auth enable kubernetes
-  {{ $cli }} write auth/kubernetes/config kubernetes_host={{ .Values.vault.kubernetesHost | quote }}
   {{- range $layout.approles }}
   {{- range .policies }}
   {{- if not (hasKey $policies .) }}
