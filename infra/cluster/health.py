@@ -38,12 +38,33 @@ def applications_summary(cfg: ClusterConfig) -> dict[str, Any]:
     }
     ready = sorted(name for name, state in states.items() if state == ("Synced", "Healthy"))
     waiting = {name: f"{s}/{h}" for name, (s, h) in sorted(states.items()) if (s, h) != ("Synced", "Healthy")}
+    # What each waiting Application waits on: its resources that are not Healthy, as ArgoCD says.
+    blocking = {
+        a["metadata"]["name"]: unhealthy_resources(a) for a in apps if a["metadata"]["name"] in waiting
+    }
+    blocked = {name: found for name, found in blocking.items() if found}
     return {
         "synced": len(ready),
         "total": len(states),
         "waiting": waiting,
-        "line": f"{len(ready)}/{len(states)} Synced+Healthy; waiting: {waiting or '-'}",
+        "blocking": blocked,
+        "line": f"{len(ready)}/{len(states)} Synced+Healthy; waiting: {waiting or '-'}"
+        + (f"; on: {blocked}" if blocked else ""),
     }
+
+
+def unhealthy_resources(app: dict[str, Any], limit: int = 5) -> list[str]:
+    """`Kind namespace/name: health (message)` of an Application's resources that are not
+    Healthy (child Applications included), the first few."""
+    found = []
+    for resource in app.get("status", {}).get("resources", []):
+        health = resource.get("health") or {}
+        if health.get("status", "Healthy") == "Healthy":
+            continue
+        where = f"{resource.get('namespace', '')}/{resource['name']}".lstrip("/")
+        message = f" ({health['message'][:160]})" if health.get("message") else ""
+        found.append(f"{resource['kind']} {where}: {health.get('status')}{message}")
+    return found[:limit]
 
 
 class ClusterHealth:
