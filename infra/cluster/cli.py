@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +50,7 @@ class Cluster:
         for directory in (cfg.conf_dir, cfg.log_dir, cfg.path("bin"), cfg.path("argocd-home")):
             directory.mkdir(parents=True, exist_ok=True)
         ensure_pki(cfg)
+        _etcd_in_memory(cfg)
         stages = sorted((cfg.tools.kwok.parent.parent / "stages").glob("*.yaml"))
         (cfg.conf_dir / "kwok.yaml").write_text("\n---\n".join(p.read_text() for p in stages))
         for name in ARGOCD_COMPONENTS:
@@ -110,12 +113,30 @@ class Cluster:
 
     def down(self) -> None:
         self.supervisor.shutdown()
-        if self.cfg.state_dir.exists() and os.environ.get("ITS_CLUSTER_KEEP_STATE") != "1":
-            shutil.rmtree(self.cfg.state_dir)
+        if os.environ.get("ITS_CLUSTER_KEEP_STATE") != "1":
+            self.remove_state()
         log("cluster-down: nothing of the local cluster is running")
+
+    def remove_state(self) -> None:
+        """The state directory and etcd's data, which may live apart from it (in memory)."""
+        etcd = self.cfg.path("etcd")
+        if etcd.is_symlink():
+            shutil.rmtree(etcd.resolve(), ignore_errors=True)
+        shutil.rmtree(self.cfg.state_dir, ignore_errors=True)
 
     def status(self) -> dict[str, Any]:
         return self.health.status()
+
+
+def _etcd_in_memory(cfg: ClusterConfig) -> None:
+    """etcd's data on the machine's tmpfs (a fresh private directory, linked from the state
+    directory) where there is one: the cluster is a test bed whose state dies with it, and
+    etcd's fsyncs behind a busy disk (image builds, the local platform) stall every write, the
+    simulated nodes' lease renewals included."""
+    etcd, shm = cfg.path("etcd"), Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private directory
+    if etcd.exists() or etcd.is_symlink() or not shm.is_dir():
+        return
+    etcd.symlink_to(tempfile.mkdtemp(prefix="its-cluster-etcd-", dir=shm))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,9 @@ def build_programs(cfg: ClusterConfig) -> list[Program]:
                 f"--cluster-cidr={POD_CIDR}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--leader-elect=false",
+                # The nodes are simulated: a late lease renewal (kwok behind a loaded machine) is
+                # no node failure, and marking its pods not ready would fail the tests for it.
+                "--node-monitor-grace-period=5m",
             ],
         ),
         Program(

@@ -9,7 +9,6 @@ branches to it without touching the developer's repository.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -123,6 +122,6 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     finally:
         cluster.supervisor.shutdown()
         leftovers = _processes_of(state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
+        cluster.remove_state()
         os.environ.pop("ITS_CLUSTER_REPO", None)
         assert not leftovers, f"processes outlived cluster-down: {leftovers}"
