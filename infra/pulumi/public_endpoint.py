@@ -71,9 +71,7 @@ def checked_dns(stack: str, dns: PublicDnsConfig | None, host: ApiHost) -> Publi
 def load_balancer_name(cluster_name: str) -> str:
     name = f"{cluster_name}-ingress"
     if len(name) > LB_NAME_MAX:
-        raise StackConfigError(
-            f"the ingress load balancer's name {name!r} is over {LB_NAME_MAX} characters"
-        )
+        raise StackConfigError(f"the ingress load balancer's name {name!r} is over {LB_NAME_MAX} characters")
     return name
 
 

@@ -376,20 +376,14 @@ class PlatformSecrets(pulumi.ComponentResource):
         ca = self._ca("kafka-cluster-ca", f"{KAFKA_NAME} cluster CA")
         generation = strimzi_ca_generation(ca)
         strimzi = {"strimzi.io/kind": "Kafka", "strimzi.io/cluster": KAFKA_NAME}
-        self._secret(
-            KAFKA_NAMESPACE,
-            f"{KAFKA_NAME}-cluster-ca",
-            {"ca.key": ca.key_pem},
-            labels=strimzi,
-            annotations={"strimzi.io/ca-key-generation": generation},
-        )
-        self._secret(
-            KAFKA_NAMESPACE,
-            f"{KAFKA_NAME}-cluster-ca-cert",
-            {"ca.crt": ca.cert_pem},
-            labels=strimzi,
-            annotations={"strimzi.io/ca-cert-generation": generation},
-        )
+        # Strimzi's names, keys and generation annotations for a CA of one's own.
+        for name, key, value, annotation in (
+            (f"{KAFKA_NAME}-cluster-ca", "ca.key", ca.key_pem, "strimzi.io/ca-key-generation"),
+            (f"{KAFKA_NAME}-cluster-ca-cert", "ca.crt", ca.cert_pem, "strimzi.io/ca-cert-generation"),
+        ):
+            self._secret(
+                KAFKA_NAMESPACE, name, {key: value}, labels=strimzi, annotations={annotation: generation}
+            )
         app = project_chart_values("its-camera-ai", env)
         app_namespace = chart_namespace("its-camera-ai")
         self._secret(app_namespace, app["config"]["kafka"]["caSecret"], {"ca.crt": ca.cert_pem})

@@ -9,22 +9,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from infra.facts.stack_config import load_stack_file
 from infra.pulumi.alerting import ALERTMANAGER_SERVICE_ACCOUNT, shared_alertmanager_config
 from infra.pulumi.catalogue import load_catalogue
-from tests.pulumi.stacks import STACKS, StackRun, stack_run
+from tests.pulumi.stacks import StackRun
 
 ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def _alertmanager_values(run: StackRun) -> dict[str, Any]:

@@ -6,24 +6,15 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from infra.facts.recovery import recovery
 from infra.facts.stack_config import load_stack_file
 from infra.pulumi.backups import CURRENT_VERSION_MARGIN_DAYS, backup_bucket_name
 from infra.pulumi.gitops_root import bootstrap_source
 from infra.pulumi.project_charts import project_chart_values
 from tests.pulumi.mock_program import ACCOUNT_ID
-from tests.pulumi.stacks import STACKS, Resource, StackRun, stack_run
+from tests.pulumi.stacks import Resource, StackRun
 
 S3 = "aws:s3/"
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def _of_bucket(run: StackRun, kind: str, bucket: str) -> Resource:

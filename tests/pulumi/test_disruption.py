@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from tests.pulumi.stacks import STACKS, StackRun, stack_run
+from tests.pulumi.stacks import StackRun
 
 MINIO_PODS = {"app": "minio", "release": "minio"}
 
@@ -19,13 +17,6 @@ def _values(run: StackRun, release: str) -> dict[str, Any]:
     (found,) = [r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == release]
     values: dict[str, Any] = found.inputs["values"]
     return values
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def test_minio_loses_one_server_at_a_time_and_never_two_to_one_node(run: StackRun) -> None:

@@ -21,17 +21,10 @@ from infra.pulumi.catalogue import load_catalogue
 from infra.pulumi.load_balancer import LBC_POLICY_FILE, LBC_POLICY_VERSION, LBC_RELEASE
 from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE, IMDS_HOP_LIMIT
 from tests.pulumi.broken import pools_with
-from tests.pulumi.stacks import STACKS, Resource, StackRun, stack_run
+from tests.pulumi.stacks import Resource, StackRun
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 RELEASE = "kubernetes:helm.sh/v3:Release"
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def _release(run: StackRun, name: str) -> Resource:

@@ -15,17 +15,10 @@ from infra.pulumi.gitops_root import chart_namespace
 from infra.pulumi.nodepools import AUTOSCALER_TEMPLATE, node_group_layout
 from infra.pulumi.policy.rules import NON_TAGGABLE, REQUIRED_TAGS
 from tests.pulumi.broken import BROKEN_CONFIGS, BrokenConfig
-from tests.pulumi.stacks import STACKS, Resource, StackRun, stack_run
+from tests.pulumi.stacks import Resource, StackRun, stack_run
 
 VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 EXPECTED_NATS = {"dev": 1, "staging": 3, "prod": 3}
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def test_network_has_three_zones_of_subnets_and_nat_per_environment(run: StackRun) -> None:

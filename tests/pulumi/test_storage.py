@@ -7,23 +7,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from infra.pulumi.project_charts import project_chart_values, project_charts
 from infra.pulumi.storage import DEFAULT_CLASS_ANNOTATION, EBS_CSI_PROVISIONER, STORAGE_CLASS
-from tests.pulumi.stacks import STACKS, StackRun, stack_run
+from tests.pulumi.stacks import StackRun
 
 STORAGE_CLASS_TYPE = "kubernetes:storage.k8s.io/v1:StorageClass"
 STORAGE_CLASS_KEYS = frozenset({"storageclass", "storageclassname"})
 # What a chart's storageClass key may hold: the program's class, or nothing (the default, ours).
 ALLOWED_CLASSES = frozenset({"", STORAGE_CLASS})
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def storage_class_values(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:

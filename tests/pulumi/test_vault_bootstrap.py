@@ -23,16 +23,9 @@ from infra.pulumi.vault_bootstrap import (
     policy_text,
     self_init_config_map,
 )
-from tests.pulumi.stacks import STACKS, StackRun, stack_run
+from tests.pulumi.stacks import STACKS, StackRun
 
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def self_init(run: StackRun) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import hcl2
-import pytest
 
 from infra.facts.stack_config import load_stack_file
 from infra.pulumi.catalogue import load_catalogue
@@ -21,17 +20,10 @@ from infra.pulumi.vault_unseal import (
     REGION_ENV,
     SNAPSHOT_PREFIX,
 )
-from tests.pulumi.stacks import STACKS, Resource, StackRun, stack_run
+from tests.pulumi.stacks import Resource, StackRun
 from tests.pulumi.test_secrets import secret_data
 
 ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
-
-
-@pytest.fixture(params=STACKS)
-def run(request: pytest.FixtureRequest) -> StackRun:
-    result = stack_run(request.param)
-    assert result.error is None, result.error
-    return result
 
 
 def _plain(value: Any) -> Any:
