@@ -18,6 +18,8 @@ import hvac
 import pytest
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from app.smoke import run_smoke
 from infra.facts.redis import redis_settings
@@ -359,14 +361,30 @@ def test_redis_and_every_sentinel_refuse_an_unauthenticated_ping(local_platform:
     for port in ports.many("redis") + ports.many("sentinel"):
         # RESP2: the client sends PING itself (RESP3 would send HELLO first, refused as well).
         with pytest.raises(redis.AuthenticationError, match=r"Authentication required"):
-            redis.Redis(host=HOST, port=port, socket_timeout=2, protocol=2).ping()
+            _once(port, protocol=2).ping()
         with pytest.raises(redis.AuthenticationError, match=r"HELLO must be called with the client already"):
-            redis.Redis(host=HOST, port=port, socket_timeout=2, protocol=3).ping()
+            _once(port, protocol=3).ping()
         # The default user is off: no password makes it answer.
         with pytest.raises(redis.AuthenticationError):
-            redis.Redis(host=HOST, port=port, password="guessed", socket_timeout=2).ping()
+            _once(port, password="guessed").ping()
         with pytest.raises(redis.AuthenticationError):
-            redis.Redis(host=HOST, port=port, username="stranger", password="x", socket_timeout=2).ping()
+            _once(port, username="stranger", password="x").ping()
+
+
+def _once(
+    port: int, protocol: int = 2, username: str | None = None, password: str | None = None
+) -> redis.Redis:
+    """A client that tries once: redis-py retries an AuthenticationError (a ConnectionError)
+    three times with backoff by default, seconds per refusal."""
+    return redis.Redis(
+        host=HOST,
+        port=port,
+        protocol=protocol,
+        username=username,
+        password=password,
+        socket_timeout=2,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def test_the_api_redis_user_is_confined_to_its_keys_and_commands(local_platform: RunningPlatform) -> None:
