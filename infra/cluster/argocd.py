@@ -26,7 +26,7 @@ GITOPS = INFRASTRUCTURE / "gitops"
 
 def kubectl(cfg: ClusterConfig, *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
-        ["kubectl", f"--kubeconfig={cfg.kubeconfig}", *args],
+        [str(cfg.tools.kubectl), f"--kubeconfig={cfg.kubeconfig}", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -70,7 +70,7 @@ def server_key(cfg: ClusterConfig) -> dict[str, Any]:
 def _established(cfg: ClusterConfig) -> Health:
     # `kubectl wait` fails outright while a new CRD has no conditions yet: ask again instead.
     result = subprocess.run(
-        ["kubectl", f"--kubeconfig={cfg.kubeconfig}", "wait", "--for=condition=Established",
+        [str(cfg.tools.kubectl), f"--kubeconfig={cfg.kubeconfig}", "wait", "--for=condition=Established",
          "--timeout=5s", "-f", str(crds_dir(cfg))],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
