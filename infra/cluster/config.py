@@ -38,6 +38,13 @@ PORT_OFFSETS: dict[str, int] = {
     "repo_server": 21,
     "repo_server_metrics": 22,
     "controller_metrics": 23,
+    # The real node (infra/cluster/node.py): the kubelet's API and health endpoints, containerd's
+    # CRI streaming server, and the host-network ports of the app's pods there.
+    "kubelet": 30,
+    "kubelet_healthz": 31,
+    "containerd_stream": 32,
+    "node_api": 40,
+    "node_worker_metrics": 41,
 }
 
 
