@@ -134,7 +134,7 @@ def import_image(cfg: ClusterConfig, reference: str) -> Imported:
     # (the worker image is gigabytes), not /var/tmp.
     env = {**podman.environment(), "TMPDIR": str(podman.IMAGES_CACHE)}
     save = subprocess.Popen(
-        ["podman", "save", "--format", "oci-archive", "--output", "/dev/stdout", reference],
+        ["podman", "save", "--format", "oci-archive", reference],  # to stdout, the pipe
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
