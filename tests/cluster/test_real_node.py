@@ -4,6 +4,7 @@ Security exempting its RuntimeClass and nothing else); prod keeps every pod on k
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from typing import Any
@@ -181,10 +182,11 @@ def _host_network_pod(runtime_class: str | None) -> dict[str, Any]:
 
 
 def _admission(local_cluster: LocalCluster, pod: dict[str, Any]) -> str:
+    """The API server's verdict on creating POD (a dry run): "admitted", or the status and message."""
     try:
         local_cluster.core.create_namespaced_pod(APP_NAMESPACE, pod, dry_run="All")
     except ApiException as error:
-        return f"{error.status}: {error.body}"
+        return f"{error.status}: {json.loads(error.body)['message']}"
     return "admitted"
 
 
