@@ -143,7 +143,9 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         yield LocalCluster(cluster, repo, up_seconds, applications(cluster.cfg))
     finally:
         cluster.stop()
-        leftovers = _processes_of(state_dir)
+        leftovers = _processes_of(state_dir) + [
+            f"shim {pid}" for pid in containerd.leftover_shims(cluster.cfg)
+        ]
         mounted = _mounts_under(state_dir, containerd.root_dir(cluster.cfg))
         shutil.rmtree(state_dir, ignore_errors=True)
         os.environ.pop("ITS_CLUSTER_REPO", None)

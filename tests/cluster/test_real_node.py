@@ -5,8 +5,8 @@ Security exempting its RuntimeClass and nothing else); prod keeps every pod on k
 from __future__ import annotations
 
 import json
-import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -91,11 +91,15 @@ def test_the_app_s_pods_run_on_the_real_node(local_cluster: LocalCluster) -> Non
 
 def _uid_of_listener(port: int) -> int | None:
     """The uid of the process whose command line names PORT as uvicorn's --port."""
-    listed = subprocess.run(["ps", "-eo", "uid=,args="], capture_output=True, text=True, check=True)
-    for line in listed.stdout.splitlines():
-        uid, _, args = line.strip().partition(" ")
-        if "uvicorn" in args and f"--port {port}" in args:
-            return int(uid)
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if any("uvicorn" in a for a in args) and "--port" in args and str(port) in args:
+            (uid_line,) = [line for line in status.splitlines() if line.startswith("Uid:")]
+            return int(uid_line.split()[1])
     return None
 
 
