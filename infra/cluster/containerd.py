@@ -95,9 +95,14 @@ def render(cfg: ClusterConfig, sandbox_image: str) -> Path:
     return path
 
 
+def ctr_command(cfg: ClusterConfig, *args: str) -> list[str]:
+    """`ctr` against the node's containerd, in the namespace the CRI (the kubelet) uses."""
+    return ["ctr", "--address", str(socket(cfg)), "--namespace", K8S_NAMESPACE, *args]
+
+
 def ctr(cfg: ClusterConfig, *args: str, timeout: float = 60) -> str:
     done = subprocess.run(
-        ["ctr", "--address", str(socket(cfg)), "--namespace", K8S_NAMESPACE, *args],
+        ctr_command(cfg, *args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -119,8 +124,8 @@ class Imported:
     cached: bool
 
     def line(self) -> str:
-        how = "already in the node's containerd" if self.cached else f"imported in {self.seconds:.1f}s"
-        return f"{self.reference}: {how}"
+        how = "already in the node's containerd, not imported" if self.cached else "imported"
+        return f"{self.reference}: {how} ({self.seconds:.1f}s)"
 
 
 def import_image(cfg: ClusterConfig, reference: str) -> Imported:
@@ -140,14 +145,13 @@ def import_image(cfg: ClusterConfig, reference: str) -> Imported:
         env=env,
     )
     load = subprocess.run(
-        ["ctr", "--address", str(socket(cfg)), "--namespace", K8S_NAMESPACE,
-         "images", "import", "--base-name", name, "-"],
+        ctr_command(cfg, "images", "import", "--base-name", name, "-"),
         stdin=save.stdout,
         capture_output=True,
         text=True,
         timeout=1800,
         check=False,
-    )  # fmt: skip
+    )
     assert save.stdout is not None and save.stderr is not None
     save.stdout.close()
     saved = save.wait(timeout=60)
@@ -173,25 +177,20 @@ def stop_containers(cfg: ClusterConfig, grace: float = 10) -> None:
     except (RuntimeError, subprocess.TimeoutExpired):
         return
     for task in tasks:
-        subprocess.run(
-            ["ctr", "--address", str(socket(cfg)), "--namespace", K8S_NAMESPACE, "tasks", "kill", task],
-            capture_output=True, timeout=30, check=False,
-        )  # fmt: skip
+        _ctr_best_effort(cfg, "tasks", "kill", task)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _running_tasks(cfg):
         time.sleep(0.5)
     for task in _running_tasks(cfg):
-        subprocess.run(
-            ["ctr", "--address", str(socket(cfg)), "--namespace", K8S_NAMESPACE,
-             "tasks", "kill", "--signal", "SIGKILL", task],
-            capture_output=True, timeout=30, check=False,
-        )  # fmt: skip
+        _ctr_best_effort(cfg, "tasks", "kill", "--signal", "SIGKILL", task)
     time.sleep(1)
     for task in tasks:
-        subprocess.run(
-            ["ctr", "--address", str(socket(cfg)), "--namespace", K8S_NAMESPACE, "tasks", "delete", task],
-            capture_output=True, timeout=30, check=False,
-        )  # fmt: skip
+        _ctr_best_effort(cfg, "tasks", "delete", task)
+
+
+def _ctr_best_effort(cfg: ClusterConfig, *args: str) -> None:
+    """A ctr call during shutdown: a task that already went is not an error."""
+    subprocess.run(ctr_command(cfg, *args), capture_output=True, timeout=30, check=False)
 
 
 def _running_tasks(cfg: ClusterConfig) -> list[str]:

@@ -90,6 +90,11 @@ def _control_plane(cfg: ClusterConfig) -> list[Program]:
                 f"--cluster-cidr={POD_CIDR}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--leader-elect=false",
+                # Two shared cores under other sessions' load can hold every node's heartbeat
+                # back for tens of seconds: the node lifecycle controller then marks every pod
+                # NotReady, and kwok never makes a Running pod Ready again (seen in a test run).
+                # Nothing here depends on noticing a lost node fast.
+                "--node-monitor-grace-period=180s",
             ],
         ),
         Program(
