@@ -72,10 +72,14 @@ def admission_config(cfg: ClusterConfig) -> Path:
                 "configuration": {
                     "apiVersion": "pod-security.admission.config.k8s.io/v1",
                     "kind": "PodSecurityConfiguration",
+                    # The built-in defaults: a namespace without labels is not restricted.
                     "defaults": {
-                        level: value
-                        for mode in ("enforce", "audit", "warn")
-                        for level, value in ((mode, "privileged"), (f"{mode}-version", "latest"))
+                        "enforce": "privileged",
+                        "enforce-version": "latest",
+                        "audit": "privileged",
+                        "audit-version": "latest",
+                        "warn": "privileged",
+                        "warn-version": "latest",
                     },
                     "exemptions": {"usernames": [], "namespaces": [], "runtimeClasses": [RUNTIME_CLASS]},
                 },
@@ -88,11 +92,11 @@ def admission_config(cfg: ClusterConfig) -> Path:
 
 
 def kubelet_config(cfg: ClusterConfig) -> dict[str, Any]:
-    """What worked on this machine (gVisor-like sandbox, hybrid cgroups v1, no swap accounting,
-    no CAP_SYS_RESOURCE): cgroupfs without per-QoS cgroups, nothing reserved, every endpoint on
-    loopback, logs and state under the state directory, no image garbage collection (the
-    images are imported, never pulled back) and no disk-pressure eviction (the kubelet cannot
-    stat the overlay filesystem here)."""
+    """What worked on this machine (a sandbox with hybrid cgroups v1 and no CAP_SYS_RESOURCE):
+    cgroupfs without per-QoS cgroups, nothing reserved, every endpoint on loopback, logs and
+    state under the state directory, no image garbage collection (the images are imported,
+    never pulled back) and no disk-pressure eviction (the kubelet cannot stat the overlay
+    filesystem here)."""
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",

@@ -15,9 +15,10 @@ directory or the containerd root is unmounted.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -44,7 +45,6 @@ class RealNode:
     log: Callable[[str], None]
     sandbox_image: str
     images: dict[str, str]
-    imported: list[containerd.Imported] = field(default_factory=list)
 
     @classmethod
     def plan(cls, cfg: ClusterConfig, log: Callable[[str], None]) -> RealNode | None:
@@ -82,9 +82,7 @@ class RealNode:
     def import_images(self) -> None:
         """The pod sandbox and the app's images into the node's containerd, once per content."""
         for reference in (self.sandbox_image, *self.images.values()):
-            imported = containerd.import_image(self.cfg, reference)
-            self.imported.append(imported)
-            self.log(f"    {imported.line()}")
+            self.log(f"    {containerd.import_image(self.cfg, reference).line()}")
         argocd.apply(self.cfg, [node.runtime_class()])
 
     def values(self) -> dict[str, Any]:
@@ -126,7 +124,7 @@ def _get(cfg: ClusterConfig, path: str) -> dict[str, Any]:
     response = httpx.get(
         f"{cfg.api_url}{path}",
         headers={"Authorization": f"Bearer {admin_token(cfg)}"},
-        verify=str(cfg.pki_dir / "ca.crt"),
+        verify=ssl.create_default_context(cafile=str(cfg.pki_dir / "ca.crt")),
         timeout=30,
     )
     response.raise_for_status()
