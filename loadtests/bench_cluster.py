@@ -7,7 +7,8 @@ first run on the same ports).
 
     python -m loadtests.bench_cluster [--stack dev|prod ...]
 
-Each run uses a fresh temporary state directory and ports from 30000, and stops everything after.
+Each run uses a fresh temporary state directory and ports from ITS_CLUSTER_PORT_BASE (default
+30000), and stops everything after.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from infra.cluster.cli import Cluster
 from infra.cluster.config import ClusterConfig
+from infra.kernel.ports import port_base_from_env
 
 
 def run(stack: str, port_base: int) -> dict[str, float]:
@@ -36,7 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", action="append", choices=["dev", "staging", "prod"])
     args = parser.parse_args()
-    results = {stack: run(stack, 30000) for stack in args.stack or ["dev", "prod"]}
+    base = port_base_from_env("ITS_CLUSTER_PORT_BASE", 30000)
+    results = {stack: run(stack, base) for stack in args.stack or ["dev", "prod"]}
     print(
         "\nstack   control plane   nodes   argocd   all Applications healthy   ratio to control plane"
         "   images into the real node   app pods Ready on the real node"
