@@ -14,6 +14,7 @@ help:
 	@echo "make failover  run the failover drills against the running platform"
 	@echo "make loadtest  Locust against the running platform with SLO thresholds (PROFILE=short|full)"
 	@echo "make cluster-up    a real Kubernetes control plane + kwok nodes of STACK (dev) + ArgoCD syncing it"
+	@echo "                   (dev, after make up: a real kubelet node running the app's pods)"
 	@echo "make cluster-down  stop every process of the local cluster"
 	@echo "make images    build the base, API and worker images (cached by input hash); record the digests in STACK (dev)"
 

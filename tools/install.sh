@@ -155,20 +155,21 @@ go_build_wrapper() {  # name version module-dir package...: build from a wrapper
   local key; key=$(cat "$moddir/go.mod" "$moddir/go.sum" | sha256sum | cut -c1-12)
   local dir="$CACHE/$name/$version-$key"
   step "$name $version (go build, tools/$(basename "$moddir")/go.mod)"
-  if [ ! -f "$dir/.complete" ]; then
-    mkdir -p "$dir/bin"
-    local package
-    for package in "$@"; do
-      local bin; bin=$(basename "$package")
-      [ "$bin" != cmd ] || bin="$name"
-      [ -x "$dir/bin/$bin" ] && continue
-      # -X sets the version the binaries report (Kubernetes' own build scripts do the same).
-      with_heartbeat "$name-$bin-$version" bash -c "cd '$moddir' && GOFLAGS='-buildvcs=false -mod=mod' \
-        go build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$version' \
-        -o '$dir/bin/$bin' '$package'"
-    done
-    touch "$dir/.complete"
-  fi
+  mkdir -p "$dir/bin"
+  local package
+  # Each binary of the list that is not there yet (a binary added to the list is built on the
+  # next run); each is written beside its final name and moved, so a broken build leaves none.
+  for package in "$@"; do
+    local bin; bin=$(basename "$package")
+    [ "$bin" != cmd ] || bin="$name"
+    [ -x "$dir/bin/$bin" ] && continue
+    # -X sets the version the binaries report (Kubernetes' own build scripts do the same).
+    with_heartbeat "$name-$bin-$version" bash -c "cd '$moddir' && GOFLAGS='-buildvcs=false -mod=mod' \
+      go build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$version' \
+      -o '$dir/bin/$bin.partial' '$package'"
+    mv "$dir/bin/$bin.partial" "$dir/bin/$bin"
+  done
+  touch "$dir/.complete"
   ok "$dir/bin: $(cd "$dir/bin" && echo *)"
 }
 
@@ -176,7 +177,7 @@ install_minio() { go_install minio "$MINIO_VERSION" "$MINIO_MODULE"; }
 install_kubernetes() {
   go_build_wrapper kubernetes "$KUBERNETES_VERSION" kube k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kubelet
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl
 }
 install_kwok() {
   go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from infra.cluster.config import ARGOCD_NAMESPACE, CLUSTER_NAME, ClusterConfig
 from infra.cluster.pki import admin_token, ca_pem
 from infra.facts.paths import INFRASTRUCTURE, REPO_ROOT
 from infra.kernel.health import Health, wait_until
+from infra.pulumi.gitops_root import with_platform_values
 
 MANIFESTS = Path(__file__).with_name("manifests")
 GITOPS = INFRASTRUCTURE / "gitops"
@@ -26,7 +28,7 @@ GITOPS = INFRASTRUCTURE / "gitops"
 
 def kubectl(cfg: ClusterConfig, *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
-        ["kubectl", f"--kubeconfig={cfg.kubeconfig}", *args],
+        [str(cfg.tools.kubectl), f"--kubeconfig={cfg.kubeconfig}", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -70,7 +72,7 @@ def server_key(cfg: ClusterConfig) -> dict[str, Any]:
 def _established(cfg: ClusterConfig) -> Health:
     # `kubectl wait` fails outright while a new CRD has no conditions yet: ask again instead.
     result = subprocess.run(
-        ["kubectl", f"--kubeconfig={cfg.kubeconfig}", "wait", "--for=condition=Established",
+        [str(cfg.tools.kubectl), f"--kubeconfig={cfg.kubeconfig}", "wait", "--for=condition=Established",
          "--timeout=5s", "-f", str(crds_dir(cfg))],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
@@ -103,9 +105,13 @@ def repo_url() -> str:
     return os.environ.get("ITS_CLUSTER_REPO") or f"file://{REPO_ROOT}"
 
 
-def bootstrap(cfg: ClusterConfig, env: str, revision: str = "HEAD") -> list[dict[str, Any]]:
+def bootstrap(
+    cfg: ClusterConfig, env: str, revision: str = "HEAD", platform: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """`kubectl apply -k infrastructure/gitops/envs/<env>`, with the environment's settings
-    (one file, as an operator would edit it) pointing at this checkout and this cluster."""
+    (one file, as an operator would edit it) pointing at this checkout and this cluster, and
+    PLATFORM as the root Application's `platform` values, the way the Pulumi program sets its
+    outputs there (the local cluster's own: infra/cluster/app_values.py)."""
     with tempfile.TemporaryDirectory(prefix="its-gitops-") as tmp:
         copy = Path(tmp)
         for part in ("base", "components", "envs"):
@@ -116,5 +122,7 @@ def bootstrap(cfg: ClusterConfig, env: str, revision: str = "HEAD") -> list[dict
         settings_path.write_text(yaml.safe_dump(settings))
         rendered = kubectl(cfg, "kustomize", str(copy / "envs" / env))
         objects = [o for o in yaml.safe_load_all(rendered) if o]
-        kubectl(cfg, "apply", "-f", "-", stdin=rendered)
+        if platform:
+            objects = [with_platform_values(o, platform) for o in objects]
+        kubectl(cfg, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
         return objects

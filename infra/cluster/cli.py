@@ -1,8 +1,9 @@
 """`python -m infra.cluster up|down|status`: the local Kubernetes cluster's one entry point.
 
 up: etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built from Kubernetes' own
-Go module), kwok nodes generated from the stack's node pools, then ArgoCD, which syncs the
-environment's bootstrap from this checkout's git history. Everything runs under one
+Go module), kwok nodes generated from the stack's node pools, for dev a real kubelet node where
+the app's pods run against the local platform (infra/cluster/real_node.py), then ArgoCD, which
+syncs the environment's bootstrap from this checkout's git history. Everything runs under one
 supervisord in the state directory; down stops all of it.
 """
 
@@ -21,9 +22,10 @@ from typing import Any
 
 import httpx
 
-from infra.cluster import argocd
+from infra.cluster import argocd, real_node
 from infra.cluster.config import ClusterConfig
 from infra.cluster.health import ClusterHealth, applications_summary
+from infra.cluster.node import GROUP as REAL_NODE_GROUP
 from infra.cluster.nodes import stack_nodes
 from infra.cluster.pki import ensure_pki
 from infra.cluster.programs import START_ORDER, argocd_command, build_programs
@@ -44,6 +46,7 @@ class Cluster:
         self.health = ClusterHealth(cfg)
         # Seconds from the start of `up` at which each step was done (the benchmark reads them).
         self.timings: dict[str, float] = {}
+        self.node: real_node.RealNode | None = None
 
     def _render(self) -> None:
         cfg = self.cfg
@@ -58,7 +61,10 @@ class Cluster:
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(cfg.tools.argocd)
-        write_supervisord_conf(cfg, f"its-cluster-{cfg.port_base}", build_programs(cfg), START_ORDER)
+        if self.node:
+            self.node.render()
+        programs = build_programs(cfg, real_node=self.node is not None)
+        write_supervisord_conf(cfg, f"its-cluster-{cfg.port_base}", programs, START_ORDER)
 
     def _start_group(self, group: str, check: Any, timeout: float) -> None:
         started = time.monotonic()
@@ -87,6 +93,8 @@ class Cluster:
                 f"run `make cluster-down` first (STACK={cfg.stack})"
             )
         log(f"==> [cluster-up] stack {cfg.stack}, state {cfg.state_dir}, ports from {cfg.port_base}")
+        self._started_at = time.time()
+        self.node = real_node.RealNode.plan(cfg, log)
         self._render()
         cfg.stack_file.write_text(cfg.stack)
         self.supervisor.start_daemon()
@@ -97,11 +105,18 @@ class Cluster:
         nodes = stack_nodes(cfg.stack, cfg.tools.versions["KUBERNETES_VERSION"])
         argocd.apply(cfg, nodes)
         self._start_group("nodes", lambda: self.health.nodes(len(nodes)), 120)
+        if self.node:
+            self._start_group(REAL_NODE_GROUP, self.node.ready, 120)
+            log("==> [cluster-up] images into the real node's containerd")
+            self.node.import_images()
+            self._mark("images-imported")
         log("==> [cluster-up] ArgoCD CRDs, configuration and the cluster secret")
         argocd.install(cfg)
         self._start_group("argocd", self.health.argocd_processes, 120)
         log(f"==> [cluster-up] bootstrap infrastructure/gitops/envs/{env} from {argocd.repo_url()}")
-        argocd.bootstrap(cfg, env)
+        argocd.bootstrap(cfg, env, platform=self.node.values() if self.node else None)
+        if self.node:
+            self.node.provide_login()
         wait_until(
             "every Application of this repository Synced and Healthy",
             self.health.applications,
@@ -109,10 +124,24 @@ class Cluster:
             progress=lambda: applications_summary(cfg)["line"],
         )
         self._mark("applications")
+        if self.node:
+            wait_until("the app's pods Ready on the real node", self.node.app_pods_ready, 300)
+            self.timings["app-pods-ready"] = self.node.ready_at() - self._started_at
+            log(
+                f"==> [cluster-up] the app's pods Ready on the real node "
+                f"{self.timings['app-pods-ready']:.1f}s after cluster-up started"
+            )
         log(f"==> [cluster-up] ready in {self.timings['applications']:.1f}s; KUBECONFIG={cfg.kubeconfig}")
 
-    def down(self) -> None:
+    def stop(self) -> None:
+        """Every process of the cluster stopped, the real node's in order; nothing left mounted."""
+        real_node.stop(self.cfg, self.supervisor)
         self.supervisor.shutdown()
+        if stuck := real_node.clean_up(self.cfg):
+            log(f"cluster-down: still mounted: {stuck}")
+
+    def down(self) -> None:
+        self.stop()
         if os.environ.get("ITS_CLUSTER_KEEP_STATE") != "1":
             self.remove_state()
         log("cluster-down: nothing of the local cluster is running")

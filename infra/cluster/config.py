@@ -38,6 +38,13 @@ PORT_OFFSETS: dict[str, int] = {
     "repo_server": 21,
     "repo_server_metrics": 22,
     "controller_metrics": 23,
+    # The real node (infra/cluster/node.py): the kubelet's API and health endpoints, containerd's
+    # CRI streaming server, and the host-network ports of the app's pods there.
+    "kubelet": 30,
+    "kubelet_healthz": 31,
+    "containerd_stream": 32,
+    "node_api": 40,
+    "node_worker_metrics": 41,
 }
 
 
@@ -56,18 +63,23 @@ class ClusterTools:
     argocd: Path
     helm: Path
     kustomize: Path
+    # The kubectl of the same Kubernetes build as the control plane (tools/kube): every caller
+    # of the project runs this one, never whichever kubectl the machine has on PATH.
+    kubectl: Path
     versions: dict[str, str]
 
     @classmethod
     def locate(cls) -> ClusterTools:
         v = versions()
+        kube_bin = CACHE_DIR / "kubernetes" / f"{v['KUBERNETES_VERSION']}-{_wrapper_key('kube')}" / "bin"
         return cls(
             python=Path(os.environ.get("ITS_PYTHON", REPO_ROOT / ".venv" / "bin" / "python")),
-            kube_bin=CACHE_DIR / "kubernetes" / f"{v['KUBERNETES_VERSION']}-{_wrapper_key('kube')}" / "bin",
+            kube_bin=kube_bin,
             kwok=CACHE_DIR / "kwok" / v["KWOK_VERSION"] / "bin" / "kwok",
             argocd=CACHE_DIR / "argocd" / f"{v['ARGOCD_VERSION']}-{_wrapper_key('argocd')}/bin/argocd",
             helm=CACHE_DIR / "helm" / v["HELM_VERSION"] / "bin" / "helm",
             kustomize=CACHE_DIR / "kustomize" / v["KUSTOMIZE_VERSION"] / "bin" / "kustomize",
+            kubectl=kube_bin / "kubectl",
             versions=v,
         )
 
@@ -83,9 +95,10 @@ class ClusterTools:
             "argocd": self.argocd,
             "helm": self.helm,
             "kustomize": self.kustomize,
+            "kubectl": self.kubectl,
         }
         missing = [name for name, path in wanted.items() if not path.exists()]
-        missing += [c for c in ("etcd", "redis-server", "git", "openssl", "kubectl") if not shutil.which(c)]
+        missing += [c for c in ("etcd", "redis-server", "git", "openssl") if not shutil.which(c)]
         return missing
 
 

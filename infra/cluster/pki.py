@@ -2,7 +2,8 @@
 server's serving certificate, the service-account signing key pair and the admin token.
 
 The admin authenticates with a static bearer token (the API server's --token-auth-file) in
-group system:masters; every component of the cluster uses the same kubeconfig. Good enough for
+group system:masters; every component of the cluster uses the same kubeconfig, but for the real
+node's kubelet, which has a node token of its own. Good enough for
 a loopback-only cluster that lives as long as a test session, and nothing here is reused in
 production (EKS issues its own).
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from infra.cluster.config import CLUSTER_NAME, ClusterConfig
+from infra.cluster.node import NODE_USER
 from infra.kernel.layout import HOST
 
 ADMIN_USER = "its-admin"
@@ -51,11 +53,22 @@ def ensure_pki(cfg: ClusterConfig) -> None:
         (pki / "admin.token").write_text(token)
         # token,user,uid,"group1,group2"
         (pki / "tokens.csv").write_text(f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
+    if not (pki / "node.token").exists():
+        # The real node's kubelet (infra/cluster/node.py): system:node:<name> in system:nodes,
+        # which the Node authorizer and NodeRestriction limit to that node and its pods.
+        token = secrets.token_hex(24)
+        (pki / "node.token").write_text(token)
+        with (pki / "tokens.csv").open("a") as tokens:
+            tokens.write(f'{token},{NODE_USER},{NODE_USER},"system:nodes"\n')
     write_kubeconfig(cfg)
 
 
 def admin_token(cfg: ClusterConfig) -> str:
     return (cfg.pki_dir / "admin.token").read_text().strip()
+
+
+def node_token(cfg: ClusterConfig) -> str:
+    return (cfg.pki_dir / "node.token").read_text().strip()
 
 
 def ca_pem(cfg: ClusterConfig) -> str:

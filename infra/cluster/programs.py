@@ -1,14 +1,16 @@
-"""The local cluster's processes, in start order: etcd, the control plane, kwok, then ArgoCD."""
+"""The local cluster's processes, in start order: etcd, the control plane, kwok, the real node
+(containerd and the kubelet, for the stacks that have one), then ArgoCD."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from infra.cluster import node
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 
-START_ORDER = ("etcd", "control-plane", "nodes", "argocd")
+START_ORDER = ("etcd", "control-plane", "nodes", node.GROUP, "argocd")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 
@@ -18,10 +20,13 @@ def argocd_command(cfg: ClusterConfig, name: str) -> Path:
     return cfg.path("bin", name)
 
 
-def build_programs(cfg: ClusterConfig) -> list[Program]:
+def build_programs(cfg: ClusterConfig, real_node: bool = False) -> list[Program]:
+    return [*_control_plane(cfg), *(node.programs(cfg) if real_node else []), *_argocd(cfg)]
+
+
+def _control_plane(cfg: ClusterConfig) -> list[Program]:
     p, t, s, pki = cfg.ports, cfg.tools, cfg.state_dir, cfg.pki_dir
     kubeconfig = str(cfg.kubeconfig)
-    tool_path = f"{t.helm.parent}:{t.kustomize.parent}:/usr/local/bin:/usr/bin:/bin"
     return [
         Program(
             "etcd",
@@ -56,6 +61,10 @@ def build_programs(cfg: ClusterConfig) -> list[Program]:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
+                # A kubelet may change only its own Node and the pods bound to it.
+                "--enable-admission-plugins=NodeRestriction",
+                # Pod Security as built in, but for the real node's RuntimeClass (node.py).
+                f"--admission-control-config-file={node.admission_config(cfg)}",
                 # No kubelet and no Service endpoints of its own: the API server must not try
                 # to reconcile the `kubernetes` Service's endpoints to a loopback address.
                 "--endpoint-reconciler-type=none",
@@ -81,8 +90,10 @@ def build_programs(cfg: ClusterConfig) -> list[Program]:
                 f"--cluster-cidr={POD_CIDR}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--leader-elect=false",
-                # The nodes are simulated: a late lease renewal (kwok behind a loaded machine) is
-                # no node failure, and marking its pods not ready would fail the tests for it.
+                # Two shared cores under other sessions' load can hold every node's heartbeat
+                # back for tens of seconds: the node lifecycle controller then marks every pod
+                # NotReady, and kwok never makes a Running pod Ready again (seen in a test run).
+                # Nothing here depends on noticing a lost node fast.
                 "--node-monitor-grace-period=5m",
             ],
         ),
@@ -113,6 +124,14 @@ def build_programs(cfg: ClusterConfig) -> list[Program]:
                 "--node-lease-duration-seconds=40",
             ],
         ),
+    ]
+
+
+def _argocd(cfg: ClusterConfig) -> list[Program]:
+    p, t, s = cfg.ports, cfg.tools, cfg.state_dir
+    kubeconfig = str(cfg.kubeconfig)
+    tool_path = f"{t.helm.parent}:{t.kustomize.parent}:/usr/local/bin:/usr/bin:/bin"
+    return [
         Program(
             "argocd-redis",
             "argocd",

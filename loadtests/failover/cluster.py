@@ -10,7 +10,8 @@ so a result here has no acknowledged, lost or failed writes at all (not zeros: n
 The write loads and lost-write counts of the local drills need the stacks' endpoints: on a
 cluster, port-forward them and run the local drills against the forwarded ports
 (docs/runbooks/README.md, "Drills on a cluster"). tests/cluster runs this against the local
-control plane with kwok nodes.
+cluster: on prod's kwok nodes, and on dev's real node, where the API pod it deletes comes back
+and then serves an authenticated request to the local platform.
 """
 
 from __future__ import annotations
@@ -78,21 +79,25 @@ class ClusterTarget:
 
     def _whole(self, component: Component, gone_uid: str) -> bool:
         """The killed pod (by uid: a StatefulSet's replacement keeps the name) is gone, and the
-        workload has all its replicas ready again; for an operator's pods (CloudNativePG,
-        Strimzi), another pod holds the role the victim had."""
+        workload has all its replicas ready again, counted on its pods (a controller's status
+        still counts the deleted pod for a moment after a deletion with no grace period) and
+        agreed by its status; for an operator's pods (CloudNativePG, Strimzi), another pod
+        holds the role the victim had."""
         kind, _, name = component.workload.partition("/")
         pods = self._pods(component)
         if any(p.metadata and p.metadata.uid == gone_uid for p in pods):
             return False
+        ready_pods = sum(1 for p in pods if _ready(p) and not (p.metadata and p.metadata.deletion_timestamp))
         workload: client.V1Deployment | client.V1StatefulSet
         if kind == "deployment":
             workload = self.apps.read_namespaced_deployment(name, component.namespace)
         elif kind == "statefulset":
             workload = self.apps.read_namespaced_stateful_set(name, component.namespace)
         else:
-            return any(_ready(p) for p in pods)
+            return ready_pods > 0
         ready = (workload.status.ready_replicas or 0) if workload.status else 0
-        return bool(workload.spec and ready == workload.spec.replicas)
+        wanted = workload.spec.replicas if workload.spec else None
+        return wanted is not None and ready == wanted and ready_pods >= wanted
 
     def kill(self, name: str, timeout: float = 900) -> PodRestoration:
         """Delete the component's pod with no grace period; seconds until the workload is whole."""

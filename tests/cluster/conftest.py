@@ -2,6 +2,9 @@
 `infra.cluster` on loopback ports from ITS_TEST_CLUSTER_PORT_BASE (default 31000) under a
 temporary state directory, and stopped afterwards.
 
+dev runs the app's pods on the cluster's real kubelet node against the session's local
+platform (the `local_platform` fixture, started first); prod keeps kwok nodes only.
+
 ArgoCD reads a bare clone of this checkout made for the session, so tests can push scratch
 branches to it without touching the developer's repository.
 """
@@ -20,9 +23,12 @@ from typing import Any, cast
 import pytest
 from kubernetes import client
 
+from infra.cluster import containerd
 from infra.cluster.cli import Cluster
 from infra.cluster.config import ARGOCD_NAMESPACE, ClusterConfig
 from infra.cluster.health import api_client, applications, applications_summary
+from infra.cluster.node import REAL_NODE_STACKS
+from infra.cluster.real_node import RealNode
 from infra.facts.paths import REPO_ROOT
 from infra.kernel.health import wait_until
 
@@ -48,6 +54,11 @@ class LocalCluster:
     @property
     def stack(self) -> str:
         return self.cfg.stack
+
+    @property
+    def real_node(self) -> RealNode | None:
+        """The real kubelet node the app's pods run on (dev), None where only kwok runs."""
+        return self.cluster.node
 
     @property
     def api(self) -> client.ApiClient:
@@ -106,9 +117,17 @@ def _processes_of(state_dir: Path) -> list[str]:
     return [line for line in result.stdout.splitlines() if str(state_dir) in line and "ps -eo" not in line]
 
 
+def _mounts_under(*roots: Path) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if any(p == str(r) or p.startswith(f"{r}/") for r in roots)]
+
+
 @pytest.fixture(scope="session", params=["dev", "prod"])
 def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     stack = str(request.param)
+    if stack in REAL_NODE_STACKS:
+        # The app's pods on the real node are ready only when the local platform's stores answer.
+        request.getfixturevalue("local_platform")
     state_dir = Path(tempfile.mkdtemp(prefix=f"its-cluster-{stack}-"))
     repo = state_dir / "repo.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(REPO_ROOT), str(repo)], check=True)
@@ -118,10 +137,16 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     try:
         cluster.up()
         up_seconds = time.monotonic() - started
+        if stack in REAL_NODE_STACKS:
+            assert cluster.node is not None, "the dev cluster came up without its real node"
         yield LocalCluster(cluster, repo, up_seconds, applications(cluster.cfg))
     finally:
-        cluster.supervisor.shutdown()
-        leftovers = _processes_of(state_dir)
+        cluster.stop()
+        leftovers = _processes_of(state_dir) + [
+            f"shim {pid}" for pid in containerd.leftover_shims(cluster.cfg)
+        ]
+        mounted = _mounts_under(state_dir, containerd.root_dir(cluster.cfg))
         cluster.remove_state()
         os.environ.pop("ITS_CLUSTER_REPO", None)
         assert not leftovers, f"processes outlived cluster-down: {leftovers}"
+        assert not mounted, f"mounts outlived cluster-down: {mounted}"

@@ -9,11 +9,16 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes.client import V1Node, V1Pod
 from kubernetes.client.exceptions import ApiException
 
+from infra.cluster.node import NODE_NAME as REAL_NODE
+from infra.cluster.node import REAL_NODE_STACKS
+from infra.cluster.nodes import KWOK_ANNOTATION
 from infra.facts.stack_config import POOL_LABEL
+from infra.kernel.layout import HOST
 from tests.cluster.conftest import APP_NAMESPACE, LocalCluster
 
 WORKER = "its-camera-ai-worker"
@@ -44,14 +49,28 @@ def worker_requests_gpu(cluster: LocalCluster) -> bool:
     return GPU in limits
 
 
+def kwok_nodes(cluster: LocalCluster) -> dict[str, V1Node]:
+    return {
+        name: n
+        for name, n in nodes(cluster).items()
+        if (n.metadata.annotations or {}).items() >= KWOK_ANNOTATION.items()
+    }
+
+
 def test_the_nodes_are_the_stack_s_node_pools(local_cluster: LocalCluster) -> None:
+    """The kwok nodes are the stack's node pools; the real node (dev) is none of them: it runs
+    the app's pods locally and is checked on its own (test_real_node.py)."""
     from infra.cluster.nodes import local_node_count
     from infra.facts.stack_config import instance_types, load_stack_file
 
     stack = load_stack_file(local_cluster.stack)
-    by_pool = Counter(n.metadata.labels[POOL_LABEL] for n in nodes(local_cluster).values())
+    simulated = kwok_nodes(local_cluster)
+    assert set(nodes(local_cluster)) - set(simulated) == (
+        {REAL_NODE} if local_cluster.stack in REAL_NODE_STACKS else set()
+    )
+    by_pool = Counter(n.metadata.labels[POOL_LABEL] for n in simulated.values())
     assert by_pool == {pool.name: local_node_count(pool) for pool in stack.node_pools}
-    for node in nodes(local_cluster).values():
+    for node in simulated.values():
         pool = next(p for p in stack.node_pools if p.name == node.metadata.labels[POOL_LABEL])
         capacity = instance_types()[node.metadata.labels["node.kubernetes.io/instance-type"]]
         assert node.metadata.labels["topology.kubernetes.io/zone"] in stack.availability_zones
@@ -185,18 +204,38 @@ def test_evictions_that_would_break_a_disruption_budget_are_refused(
             local_cluster.core.patch_node(name, {"spec": {"unschedulable": False}})
 
 
-def test_the_drills_cluster_target_kills_a_pod_and_times_the_recovery(local_cluster: LocalCluster) -> None:
+def test_the_drills_cluster_target_kills_a_pod_and_times_the_recovery(
+    local_cluster: LocalCluster, request: pytest.FixtureRequest
+) -> None:
     """`python -m loadtests.failover --target cluster`: the fault is a pod deleted through the
     Kubernetes API; recovery is the workload whole again, without the deleted pod. It measures
-    pod restoration only and says so: its result carries no write figures."""
+    pod restoration only and says so: its result carries no write figures. In dev the pod ran
+    on the real node: its replacement runs there too and serves an authenticated request to
+    the local platform."""
     from loadtests.failover.cluster import ClusterTarget
 
     target = ClusterTarget(kubeconfig=str(local_cluster.cfg.kubeconfig))
     before = {p.metadata.uid for p in pods_of(local_cluster, API)}
     result = target.kill("api", timeout=120)
     after = {p.metadata.uid for p in pods_of(local_cluster, API)}
+    print(f"\n[{local_cluster.stack}] {result.summary()}")
     assert result.recovery_seconds < 60, result
     assert result.killed not in {p.metadata.name for p in pods_of(local_cluster, API)}
     assert len(after) == len(before) and after != before
     assert "pod restoration only" in result.summary()
     assert not hasattr(result, "acknowledged") and not hasattr(result, "lost")
+    if local_cluster.real_node is not None:
+        assert {p.spec.node_name for p in pods_of(local_cluster, API)} == {REAL_NODE}
+        viewer = request.getfixturevalue("local_platform").viewer_key
+        answer = httpx.get(
+            f"http://{HOST}:{local_cluster.cfg.ports.node_api}/v1/cameras",
+            headers={"X-API-Key": viewer},
+            timeout=15,
+        )
+        assert answer.status_code == 200, answer.text
+        assert "local-cam-1" in {camera["id"] for camera in answer.json()}
+        # ... and without a key the same pod refuses.
+        assert (
+            httpx.get(f"http://{HOST}:{local_cluster.cfg.ports.node_api}/v1/cameras", timeout=15).status_code
+            == 401
+        )

@@ -22,12 +22,18 @@ def _time(stamp: Any) -> datetime:
 
 
 def test_every_application_of_this_repository_is_synced_and_healthy(local_cluster: LocalCluster) -> None:
-    # An Application may pass through Progressing after cluster-up's first Healthy (a Job or a
-    # rollout it runs): wait, with the bound cluster-up itself has, before reading each one.
-    local_cluster.wait_all_healthy(300)
-    apps = local_cluster.custom.list_namespaced_custom_object(
-        "argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications"
-    )["items"]
+    # An Application may pass through Progressing after cluster-up's first Healthy (a Job, a
+    # rollout, a pod a drill deleted): wait, with the bound cluster-up itself has, for one listing
+    # in which every Application is, and read that same listing (ArgoCD's status of a moment
+    # later may already be another pass through Progressing).
+    def listing() -> Health:
+        items = local_cluster.custom.list_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications"
+        )["items"]
+        states = {(a["status"]["sync"]["status"], a["status"]["health"]["status"]) for a in items}
+        return Health(len(items) > 1 and states == {("Synced", "Healthy")}, {"items": items})
+
+    apps = wait_until("every Application Synced and Healthy", listing, 300).detail["items"]
     names = sorted(a["metadata"]["name"] for a in apps)
     assert names == sorted(["its-bootstrap", *charts()])
     for app in apps:

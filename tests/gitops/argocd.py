@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from infra.cluster.config import ClusterTools
 from infra.facts.paths import REPO_ROOT
 from infra.pulumi.gitops_root import with_platform_values
 from tests.charts.helm import (
@@ -33,13 +34,16 @@ from tests.charts.helm import (
 )
 
 DEFAULT_REPO_URL = "https://github.com/its-camera-ai/its-camera-ai.git"
-KUBECTL = "kubectl"
 
 
 @functools.cache
 def kustomize(overlay: Path) -> tuple[Manifest, ...]:
     result = subprocess.run(
-        [KUBECTL, "kustomize", str(overlay)], capture_output=True, text=True, timeout=120, check=False
+        [str(ClusterTools.locate().kubectl), "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {overlay} failed:\n{result.stderr}")

@@ -205,11 +205,12 @@ def test_the_repository_url_is_one_setting(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_program_s_platform_values_reach_only_the_charts_that_take_them(env: str) -> None:
-    """The root Application's `platform` (written by the Pulumi program) is handed by the app of
-    apps to each chart entry with platformValues: true, as its valuesObject, and to no other."""
+    """The root Application's `platform` (written by the Pulumi program; locally by the local
+    cluster, for the app's pods on its real node) is handed by the app of apps to each chart
+    entry with platformValues: true, as its valuesObject, and to no other."""
     tree = env_tree(env)
     takers = {name for name, spec in bootstrap_values(env)["charts"].items() if spec.get("platformValues")}
-    assert takers == {"its-databases"}
+    assert takers == {"its-databases", "its-camera-ai"}
     for app in tree.applications:
         name = app["metadata"]["name"]
         if name == "its-bootstrap":

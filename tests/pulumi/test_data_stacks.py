@@ -3,13 +3,13 @@ catalogue pins, values files, HA values per environment, the GitOps root and the
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
+from infra.cluster.config import ClusterTools
 from infra.facts.compatibility import compatibility
 from infra.facts.paths import REPO_ROOT
 from infra.facts.redis import redis_settings
@@ -247,11 +247,8 @@ def test_gitops_root_is_what_the_overlay_renders(env: str) -> None:
         f"$values/infrastructure/gitops/envs/{env}/bootstrap-values.yaml"
     ]
     assert application["metadata"]["labels"]["its.ai/environment"] == env
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (kustomize) not installed")
     rendered = subprocess.run(
-        [kubectl, "kustomize", str(GITOPS_ENVS / env)],
+        [str(ClusterTools.locate().kubectl), "kustomize", str(GITOPS_ENVS / env)],
         capture_output=True,
         text=True,
         check=True,

@@ -68,23 +68,97 @@ its.ai/environment: {{ .Values.environment }}
 {{- default $values.vaultRole $values.serviceAccount.name }}
 {{- end }}
 
-{{/* The projected service-account token the app hands to Vault's Kubernetes auth: short-lived,
-     audience-bound, at the path hvac reads (app/common/secrets.py); nothing else is mounted. */}}
-{{- define "its.vaultTokenVolume" -}}
+{{/* How a pod proves its identity to Vault (dict "ctx" . "role" <its Vault role>): the projected
+     service-account token Vault's Kubernetes auth takes (short-lived, audience-bound, at the path
+     hvac reads, app/common/secrets.py; nothing else is mounted). LOCAL ONLY (platform.local):
+     the role's AppRole secret id from the Secret cluster-up made, as the file the app reads. */}}
+{{- define "its.vaultLoginVolume" -}}
+{{- with .ctx.Values.platform.local }}
+- name: vault-approle
+  secret:
+    secretName: {{ .vault.appRoleSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ printf "%s.secret-id" $.role }}
+        path: secret-id
+{{- else }}
 - name: vault-token
   projected:
     defaultMode: 0440
     sources:
       - serviceAccountToken:
           path: token
-          audience: {{ .Values.config.vault.tokenAudience | quote }}
+          audience: {{ .ctx.Values.config.vault.tokenAudience | quote }}
           expirationSeconds: 3600
 {{- end }}
+{{- end }}
 
-{{- define "its.vaultTokenMount" -}}
+{{- define "its.vaultAppRolePath" -}}/var/run/secrets/its/vault-approle{{- end }}
+
+{{- define "its.vaultLoginMount" -}}
+{{- if .Values.platform.local }}
+- name: vault-approle
+  mountPath: {{ include "its.vaultAppRolePath" . }}
+  readOnly: true
+{{- else }}
 - name: vault-token
   mountPath: /var/run/secrets/kubernetes.io/serviceaccount
   readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The Vault login settings of one identity (dict "ctx" . "role" <its Vault role>). */}}
+{{- define "its.vaultLoginEnv" -}}
+- name: ITS_VAULT_ROLE
+  value: {{ .role | quote }}
+{{- with .ctx.Values.platform.local }}
+- name: ITS_VAULT_AUTH_METHOD
+  value: "approle"
+- name: ITS_VAULT_ROLE_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .vault.appRoleSecret }}
+      key: {{ printf "%s.role-id" $.role }}
+- name: ITS_VAULT_SECRET_ID_FILE
+  value: {{ printf "%s/secret-id" (include "its.vaultAppRolePath" $.ctx) | quote }}
+{{- else }}
+- name: ITS_VAULT_AUTH_METHOD
+  value: "kubernetes"
+{{- end }}
+{{- end }}
+
+{{/* LOCAL ONLY (platform.local): what puts a pod on the local cluster's real node. The RuntimeClass
+     is the one the local API server exempts from Pod Security (the host network is outside the
+     restricted profile); its scheduling selects the real node and tolerates its taint. The host
+     network's loopback is where the local platform listens; there is no cluster DNS. */}}
+{{- define "its.localPodSpec" -}}
+{{- with .Values.platform.local }}
+runtimeClassName: {{ .runtimeClassName }}
+hostNetwork: true
+dnsPolicy: Default
+{{- end }}
+{{- end }}
+
+{{/* An httpGet probe's host: the loopback address a pod on the real node listens on (LOCAL ONLY;
+     elsewhere the kubelet probes the pod's own address). */}}
+{{- define "its.probeHost" -}}
+{{- with .Values.platform.local }}
+host: {{ .host }}
+{{- end }}
+{{- end }}
+
+{{/* The port the API listens on, and the worker's metrics port: the chart's, or on the real
+     node's host network the local ones (LOCAL ONLY). */}}
+{{- define "its.apiPort" -}}
+{{- with .Values.platform.local }}{{ .apiPort | int }}{{ else }}{{ .Values.api.port | int }}{{ end }}
+{{- end }}
+
+{{- define "its.workerMetricsPort" -}}
+{{- with .Values.platform.local }}{{ .workerMetricsPort | int }}{{ else }}{{ .Values.worker.metricsPort | int }}{{ end }}
+{{- end }}
+
+{{- define "its.pullPolicy" -}}
+{{- if .Values.platform.local }}Never{{ else }}{{ .Values.image.pullPolicy }}{{ end }}
 {{- end }}
 
 {{/* NetworkPolicy egress rules to the named destinations of .Values.networkPolicy.egress. */}}
@@ -108,11 +182,15 @@ its.ai/environment: {{ .Values.environment }}
 {{- end }}
 {{- end }}
 
-{{/* image reference: registry/repository:tag, or @digest when a digest is pinned. */}}
+{{/* image reference: registry/repository:tag, or @digest when a digest is pinned; LOCAL ONLY
+     (platform.local), the image built from this checkout that cluster-up imported into the real
+     node's containerd (pulled from nowhere: the pull policy is Never there). */}}
 {{- define "its.image" -}}
 {{- $image := index .ctx.Values.image .component }}
 {{- $registry := .ctx.Values.image.registry }}
-{{- if $image.digest }}
+{{- if .ctx.Values.platform.local }}
+{{- index .ctx.Values.platform.local.images .component }}
+{{- else if $image.digest }}
 {{- printf "%s/%s@%s" $registry $image.repository $image.digest }}
 {{- else }}
 {{- printf "%s/%s:%s" $registry $image.repository (default .ctx.Chart.AppVersion $image.tag) }}
@@ -170,16 +248,18 @@ seccompProfile:
      from Vault, its/<identity>/kafka), trusting the CA of caSecret when one is named. */}}
 {{- define "its.kafkaEnv" -}}
 - name: ITS_KAFKA_SECURITY_PROTOCOL
-  value: {{ .Values.config.kafka.securityProtocol | quote }}
+  {{- /* LOCAL ONLY: the local brokers' listener is SCRAM over plain loopback. */}}
+  value: {{ ternary "SASL_PLAINTEXT" .Values.config.kafka.securityProtocol (not (empty .Values.platform.local)) | quote }}
 - name: ITS_KAFKA_SASL_MECHANISM
   value: {{ .Values.config.kafka.saslMechanism | quote }}
-{{- if .Values.config.kafka.caSecret }}
+{{- if and .Values.config.kafka.caSecret (not .Values.platform.local) }}
 - name: ITS_KAFKA_SSL_CA_LOCATION
   value: "/etc/its/kafka-ca/ca.crt"
 {{- end }}
 {{- end }}
 
 {{- define "its.kafkaCaVolume" -}}
+{{- if not .Values.platform.local }}
 {{- with .Values.config.kafka.caSecret }}
 - name: kafka-ca
   secret:
@@ -190,9 +270,10 @@ seccompProfile:
         path: ca.crt
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{- define "its.kafkaCaMount" -}}
-{{- if .Values.config.kafka.caSecret }}
+{{- if and .Values.config.kafka.caSecret (not .Values.platform.local) }}
 - name: kafka-ca
   mountPath: /etc/its/kafka-ca
   readOnly: true
@@ -204,11 +285,18 @@ seccompProfile:
 {{- define "its.postgresCaPath" -}}/etc/its/postgres-ca/ca.crt{{- end }}
 
 {{- define "its.databaseUrl" -}}
-{{- $db := .Values.config.database }}
-{{- printf "postgresql://%s:%d/%s?sslmode=%s&sslrootcert=%s" $db.host (int $db.port) $db.name $db.sslMode (include "its.postgresCaPath" .) }}
+{{- $db := .ctx.Values.config.database }}
+{{- with .ctx.Values.platform.local }}
+{{- /* LOCAL ONLY: the local platform's PgBouncer, or for the schema owner its primary (that
+     PgBouncer admits the app roles only); plain loopback. */}}
+{{- printf "postgresql://%s/%s?sslmode=disable" (ternary .database.primary .database.pooler $.schemaOwner) $db.name }}
+{{- else }}
+{{- printf "postgresql://%s:%d/%s?sslmode=%s&sslrootcert=%s" $db.host (int $db.port) $db.name $db.sslMode (include "its.postgresCaPath" .ctx) }}
+{{- end }}
 {{- end }}
 
 {{- define "its.postgresCaVolume" -}}
+{{- if not .Values.platform.local }}
 - name: postgres-ca
   secret:
     secretName: {{ .Values.config.database.caSecret }}
@@ -217,17 +305,21 @@ seccompProfile:
       - key: ca.crt
         path: ca.crt
 {{- end }}
+{{- end }}
 
 {{- define "its.postgresCaMount" -}}
+{{- if not .Values.platform.local }}
 - name: postgres-ca
   mountPath: {{ include "its.postgresCaPath" . | dir }}
   readOnly: true
+{{- end }}
 {{- end }}
 
 {{/* OpenBao over TLS, verified with the CA of config.vault.caSecret (the program's OpenBao CA). */}}
 {{- define "its.vaultCaPath" -}}/etc/its/vault-ca/ca.crt{{- end }}
 
 {{- define "its.vaultCaVolume" -}}
+{{- if not .Values.platform.local }}
 {{- with .Values.config.vault.caSecret }}
 - name: vault-ca
   secret:
@@ -238,9 +330,10 @@ seccompProfile:
         path: ca.crt
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{- define "its.vaultCaMount" -}}
-{{- if .Values.config.vault.caSecret }}
+{{- if and .Values.config.vault.caSecret (not .Values.platform.local) }}
 - name: vault-ca
   mountPath: {{ include "its.vaultCaPath" . | dir }}
   readOnly: true
@@ -248,17 +341,19 @@ seccompProfile:
 {{- end }}
 
 {{/* MinIO over TLS, verified with the CA of config.minio.caSecret (the program's MinIO CA): the
-     API and the worker, the object store's only clients here. */}}
+     API and the worker, the object store's only clients here. LOCAL ONLY (platform.local): none,
+     the local object store is plain loopback. */}}
 {{- define "its.minioCaPath" -}}/etc/its/minio-ca/ca.crt{{- end }}
 
 {{- define "its.minioCaEnv" -}}
-{{- if .Values.config.minio.caSecret }}
+{{- if and .Values.config.minio.caSecret (not .Values.platform.local) }}
 - name: ITS_MINIO_CA_FILE
   value: {{ include "its.minioCaPath" . | quote }}
 {{- end }}
 {{- end }}
 
 {{- define "its.minioCaVolume" -}}
+{{- if not .Values.platform.local }}
 {{- with .Values.config.minio.caSecret }}
 - name: minio-ca
   secret:
@@ -269,47 +364,52 @@ seccompProfile:
         path: ca.crt
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{- define "its.minioCaMount" -}}
-{{- if .Values.config.minio.caSecret }}
+{{- if and .Values.config.minio.caSecret (not .Values.platform.local) }}
 - name: minio-ca
   mountPath: {{ include "its.minioCaPath" . | dir }}
   readOnly: true
 {{- end }}
 {{- end }}
 
-{{/* Environment shared by the API and the worker (ITS_* settings, never a secret). */}}
+{{/* Environment shared by the API, the worker and the migration Job (ITS_* settings, never a
+     secret): dict "ctx" . "role" <the identity's Vault role> ["schemaOwner" true]. LOCAL ONLY
+     (platform.local): the local platform's endpoints on loopback, without TLS. */}}
 {{- define "its.commonEnv" -}}
+{{- $v := .ctx.Values }}
+{{- $c := $v.config }}
+{{- $local := $v.platform.local }}
 - name: ITS_ENVIRONMENT
-  value: {{ .Values.environment | quote }}
+  value: {{ $v.environment | quote }}
 - name: ITS_LOG_LEVEL
-  value: {{ .Values.config.logLevel | quote }}
+  value: {{ $c.logLevel | quote }}
 - name: ITS_DATABASE_URL
-  value: {{ include "its.databaseUrl" . | quote }}
+  value: {{ include "its.databaseUrl" (dict "ctx" .ctx "schemaOwner" (default false .schemaOwner)) | quote }}
 - name: ITS_TIMESCALE
-  value: {{ include "its.timescaleMode" . | quote }}
+  value: {{ include "its.timescaleMode" .ctx | quote }}
 - name: ITS_KAFKA_BOOTSTRAP_SERVERS
-  value: {{ .Values.config.kafka.bootstrapServers | quote }}
+  value: {{ ternary $local.kafkaBootstrapServers $c.kafka.bootstrapServers (not (empty $local)) | quote }}
 - name: ITS_KAFKA_CONSUMER_GROUP
-  value: {{ .Values.config.kafka.consumerGroup | quote }}
+  value: {{ $c.kafka.consumerGroup | quote }}
 - name: ITS_REDIS_SENTINELS
-  value: {{ join "," .Values.config.redis.sentinels | quote }}
+  value: {{ join "," (ternary $local.redisSentinels $c.redis.sentinels (not (empty $local))) | quote }}
 - name: ITS_REDIS_MASTER_NAME
-  value: {{ include "its.redisMasterName" . | quote }}
+  value: {{ include "its.redisMasterName" .ctx | quote }}
 - name: ITS_MINIO_ENDPOINT
-  value: {{ .Values.config.minio.endpoint | quote }}
+  value: {{ ternary $local.minioEndpoint $c.minio.endpoint (not (empty $local)) | quote }}
 - name: ITS_MINIO_SECURE
-  value: {{ .Values.config.minio.secure | quote }}
+  value: {{ and $c.minio.secure (empty $local) | quote }}
 - name: ITS_VAULT_ADDR
-  value: {{ .Values.config.vault.addr | quote }}
-{{- if .Values.config.vault.caSecret }}
+  value: {{ ternary (dig "vault" "addr" "" $local) $c.vault.addr (not (empty $local)) | quote }}
+{{- if and $c.vault.caSecret (empty $local) }}
 - name: ITS_VAULT_CA_FILE
-  value: {{ include "its.vaultCaPath" . | quote }}
+  value: {{ include "its.vaultCaPath" .ctx | quote }}
 {{- end }}
-- name: ITS_VAULT_AUTH_METHOD
-  value: "kubernetes"
+{{- include "its.vaultLoginEnv" . | nindent 0 }}
 - name: ITS_VAULT_KV_MOUNT
-  value: {{ include "its.vaultKvMount" . | quote }}
+  value: {{ include "its.vaultKvMount" .ctx | quote }}
 {{- /* Images run as a user without a home directory and a read-only root: caches go to /tmp. */}}
 - name: HOME
   value: /tmp
