@@ -109,11 +109,14 @@ class StreamReader:
         backoff = Backoff(self.config.reconnect_min, self.config.reconnect_max)
         camera = self.source.camera_id
         while not self._stop.is_set():
+            url = self.source.url
             try:
-                self._read(self._url(), backoff)
+                url = self._url()
+                self._read(url, backoff)
                 reason = "the stream ended"
             except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
+                # FFmpeg's messages quote the URL it opened: never log its credentials.
+                reason = f"{type(error).__name__}: {error}".replace(url, self.source.url)
             if self._stop.is_set():
                 break
             delay = backoff.next_delay()

@@ -27,7 +27,8 @@ ALTER TABLE cameras
         ),
     ADD COLUMN stream_secret text
         CONSTRAINT cameras_stream_secret_check CHECK (
-            stream_secret ~ '^its/streams/[a-z0-9][a-z0-9_-]{0,62}$' AND stream_url IS NOT NULL
+            stream_secret IS NULL
+            OR (stream_secret ~ '^its/streams/[a-z0-9][a-z0-9_-]{0,62}$' AND stream_url IS NOT NULL)
         ),
     ADD COLUMN sample_fps real NOT NULL DEFAULT 1
         CONSTRAINT cameras_sample_fps_check CHECK (sample_fps BETWEEN 0.1 AND 10)
