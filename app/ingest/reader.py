@@ -64,9 +64,14 @@ def with_credentials(url: str, username: str, password: str) -> str:
 
 
 def open_options(url: str) -> dict[str, str]:
-    """FFmpeg's options: RTSP over TCP (no lost UDP packets on a loaded link) and a short probe
-    (the SDP names the codec; FFmpeg's default probe waits seconds)."""
-    options = {"analyzeduration": "1000000", "probesize": "500000"}
+    """FFmpeg's options: RTSP over TCP (no lost UDP packets on a loaded link), a short probe
+    (the SDP names the codec; FFmpeg's default probe waits seconds), and only the protocols a
+    camera stream needs (no redirect or playlist can make FFmpeg read a file or another scheme)."""
+    options = {
+        "analyzeduration": "1000000",
+        "probesize": "500000",
+        "protocol_whitelist": "rtsp,rtsps,rtp,srtp,udp,tcp,tls,http,https,httpproxy",
+    }
     if url.startswith(("rtsp://", "rtsps://")):
         options["rtsp_transport"] = "tcp"
     return options

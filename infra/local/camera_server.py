@@ -24,13 +24,13 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402 - after require
 ROLE = "camera-client"
 
 
-def launch_line(frames: Path, fps: int, corrupt: float) -> str:
+def launch_line(frames: Path, fps: int, corrupt: float, bitrate: int) -> str:
     """A looping clip, encoded as a camera does (H.264, a key frame every second); `corrupt` is
     breakmydata's probability of changing each byte of the encoded stream (0: a clean stream)."""
     source = (
         f"multifilesrc location={frames}/frame-%05d.jpg loop=true caps=image/jpeg,framerate={fps}/1 "
         "! jpegdec ! videoconvert "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=400 ! h264parse"
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate={bitrate} ! h264parse"
     )
     damage = f" ! breakmydata probability={corrupt} seed=7" if corrupt > 0 else ""
     return f"( {source}{damage} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--mount", action="append", default=[], help="a clean camera mount")
     parser.add_argument("--garbage", action="append", default=[], help="a corrupted camera mount")
     parser.add_argument("--corrupt", type=float, default=0.00002)
+    parser.add_argument("--bitrate", type=int, default=400, help="kbit/s of the H.264 encoder")
     parser.add_argument("--user", required=True)
     parser.add_argument("--password-file", type=Path, required=True)
     args = parser.parse_args()
@@ -71,9 +72,11 @@ def main() -> None:
     server.set_auth(auth)
     mounts = server.get_mount_points()
     for name in args.mount:
-        mounts.add_factory(f"/{name}", factory(launch_line(args.frames / name, args.fps, 0)))
+        mounts.add_factory(f"/{name}", factory(launch_line(args.frames / name, args.fps, 0, args.bitrate)))
     for name in args.garbage:
-        mounts.add_factory(f"/{name}", factory(launch_line(args.frames / name, args.fps, args.corrupt)))
+        mounts.add_factory(
+            f"/{name}", factory(launch_line(args.frames / name, args.fps, args.corrupt, args.bitrate))
+        )
     if server.attach(None) == 0:
         raise SystemExit(f"camera server: cannot listen on 127.0.0.1:{args.port}")
     loop = GLib.MainLoop()

@@ -33,7 +33,7 @@ MINIO_RELEASE = "minio"
 OPENBAO_RELEASE = "openbao"
 # The address every pod's own `bao` and the chart's probes use (BAO_ADDR https://127.0.0.1:8200).
 OPENBAO_LOOPBACK = "127.0.0.1"
-API, WORKER, MIGRATE = "its-api", "its-worker", "its-migrate"
+API, WORKER, INGEST, MIGRATE = "its-api", "its-worker", "its-ingest", "its-migrate"
 # The Sentinels of redis-ha know no ACL users: the app logs in there as `default` with the
 # Sentinels' requirepass (docs/runbooks/vault.md, "Data-plane credentials").
 REDIS_SENTINEL_USER = "default"
@@ -82,6 +82,7 @@ VAULT_PATHS_MADE_ELSEWHERE: dict[str, str] = {
     "its/api/auth": "API key records, issued by an operator (docs/runbooks/api-keys.md)",
     "its/api/kafka": "Strimzi's User Operator generates the KafkaUser's password",
     "its/worker/kafka": "Strimzi's User Operator generates the KafkaUser's password",
+    "its/ingest/kafka": "Strimzi's User Operator generates the KafkaUser's password",
 }
 
 
@@ -245,7 +246,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 {"username": role, "password": password},
                 secret_type="kubernetes.io/basic-auth",  # noqa: S106 - a Secret's type
             )
-            for identity in (API, WORKER, MIGRATE):
+            for identity in (API, WORKER, INGEST, MIGRATE):
                 if (roles.owner if identity == MIGRATE else role_for(identity)) == role:
                     self._seed_path(identity, "postgres", {"username": role, "password": password})
 
@@ -286,7 +287,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 REDIS_AUTH_KEYS["acl"]: acl,
             },
         )
-        for identity in (API, WORKER):
+        for identity in (API, WORKER, INGEST):
             self._seed_path(
                 identity,
                 "redis",
@@ -327,7 +328,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 f"{buckets_chart['secretPrefix']}{user.name}",
                 {buckets_chart["secretKey"]: secret_key},
             )
-            for identity, owner in ((API, users.api), (WORKER, users.worker)):
+            for identity, owner in ((API, users.api), (WORKER, users.worker), (INGEST, users.ingest)):
                 if user == owner:
                     self._seed_path(identity, "minio", minio_credentials(user, secret_key))
 

@@ -38,20 +38,20 @@ def stream_url(port: int, camera: str) -> str:
     return f"rtsp://{HOST}:{port}/{camera}"
 
 
-def clip_frames(scene: Path, target: Path) -> None:
+def clip_frames(scene: Path, target: Path, size: tuple[int, int] = (CLIP_SIDE, CLIP_SIDE)) -> None:
     """A looping pan and zoom over one scene: out to the right and back, so the loop is seamless."""
     if (target / ".complete").exists():
         return
     target.mkdir(parents=True, exist_ok=True)
+    width, height = size
     with Image.open(scene) as opened:
-        image = opened.convert("RGB").resize((CLIP_SIDE * 5 // 4, CLIP_SIDE * 5 // 4))
-    travel = image.width - CLIP_SIDE
+        image = opened.convert("RGB").resize((width * 5 // 4, height * 5 // 4))
+    travel_x, travel_y = image.width - width, image.height - height
     half = CLIP_FRAMES // 2
     for index in range(CLIP_FRAMES):
         step = index if index < half else CLIP_FRAMES - index
-        offset = travel * step // half
-        window = image.crop((offset, offset // 2, offset + CLIP_SIDE, offset // 2 + CLIP_SIDE))
-        window.save(target / f"frame-{index:05d}.jpg", quality=90)
+        x, y = travel_x * step // half, travel_y * step // (2 * half)
+        image.crop((x, y, x + width, y + height)).save(target / f"frame-{index:05d}.jpg", quality=90)
     (target / ".complete").touch()
 
 
