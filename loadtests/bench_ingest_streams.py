@@ -22,7 +22,6 @@ import resource
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def start_server(
     password = workdir / "password"
     password.write_text("bench-password")
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603 - the project's own server script
+    server = subprocess.Popen(
         [
             "/usr/bin/python3",
             str(SERVER),
@@ -91,6 +90,11 @@ def start_server(
 def run_reader(url: str, sample_fps: float, seconds: float) -> tuple[int, int, float]:
     """Frames decoded, frames sampled and CPU seconds of the ingest's reader over `seconds`."""
     sampled: list[SampledFrame] = []
+
+    def deliver(frame: SampledFrame) -> bool:
+        sampled.append(frame)
+        return True
+
     config = ReaderConfig(
         read_timeout=5, reconnect_min=0.5, reconnect_max=5, jpeg_quality=85, decoder_threads=1
     )
@@ -98,17 +102,17 @@ def run_reader(url: str, sample_fps: float, seconds: float) -> tuple[int, int, f
         StreamSource(CAMERA, url, "bench", sample_fps),
         config,
         lambda _path: (USER, "bench-password"),
-        lambda frame: sampled.append(frame) is None,
+        deliver,
     )
     decoded = metrics.FRAMES_READ.labels(CAMERA)
     reader.start()
     # Measure from the first decoded frame on, as the baseline's clock starts at its first frame too.
     deadline = time.monotonic() + 30
-    while decoded._value.get() == 0 and time.monotonic() < deadline:  # noqa: SLF001 - the counter's value
+    while decoded._value.get() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    frames0, samples0, cpu0 = decoded._value.get(), len(sampled), process_cpu()  # noqa: SLF001
+    frames0, samples0, cpu0 = decoded._value.get(), len(sampled), process_cpu()
     time.sleep(seconds)
-    frames1, samples1, cpu1 = decoded._value.get(), len(sampled), process_cpu()  # noqa: SLF001
+    frames1, samples1, cpu1 = decoded._value.get(), len(sampled), process_cpu()
     reader.stop()
     reader.join(10)
     return int(frames1 - frames0), samples1 - samples0, cpu1 - cpu0
@@ -118,7 +122,7 @@ def run_ffmpeg(url: str, seconds: float) -> tuple[int, float]:
     """Frames ffmpeg decoded and its CPU seconds over `seconds` of stream (plus its connect)."""
     login = url.replace("rtsp://", f"rtsp://{USER}:bench-password@")
     before = children_cpu()
-    result = subprocess.run(  # noqa: S603 - Debian's ffmpeg, our loopback stream
+    result = subprocess.run(
         [
             "ffmpeg",
             "-hide_banner",
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{ours:.1f} decoded frames/s per core"
     )
     print(
-        f"ffmpeg -threads 1 (baseline): {ff_frames} frames decoded, {ff_cpu:.2f} CPU s: {theirs:.1f} frames/s per core"
+        f"ffmpeg -threads 1 (baseline): {ff_frames} frames decoded, {ff_cpu:.2f} CPU s: "
+        f"{theirs:.1f} frames/s per core"
     )
     print(f"ratio ingest / ffmpeg: {ours / theirs:.2f}")
     print(

@@ -316,7 +316,7 @@ def parse(argv: list[str] | None) -> tuple[Measured, argparse.Namespace]:
         parser.add_argument(
             f"--ingest-cameras-per-core-{fps:g}fps",
             type=float,
-            help=f"bench_ingest_streams --sample-fps {fps:g}: cameras one core holds (optional: the ingest plan)",
+            help=f"bench_ingest_streams --sample-fps {fps:g}: cameras one core holds (optional)",
         )
     args = parser.parse_args(argv)
     values = {flag.replace("-", "_"): getattr(args, flag.replace("-", "_")) for flag in figures}
