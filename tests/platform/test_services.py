@@ -180,10 +180,16 @@ def _as(local_platform: RunningPlatform, user: ServiceUser) -> Minio:
 def test_each_identity_of_minio_is_scoped_by_its_policy(local_platform: RunningPlatform) -> None:
     users, b = buckets().users, buckets().buckets
     api, worker = _as(local_platform, users.api), _as(local_platform, users.worker)
+    ingest = _as(local_platform, users.ingest)
     body = b"frame"
     api.put_object(b.frames.name, "frames/scope-test/a.jpg", BytesIO(body), len(body))
+    ingest.put_object(b.frames.name, "frames/scope-test/streamed.jpg", BytesIO(body), len(body))
     assert worker.get_object(b.frames.name, "frames/scope-test/a.jpg").read() == body
+    assert worker.get_object(b.frames.name, "frames/scope-test/streamed.jpg").read() == body
     denied: list[Callable[[], object]] = [
+        lambda: ingest.get_object(b.frames.name, "frames/scope-test/a.jpg"),  # writes, never reads
+        lambda: ingest.put_object(b.models.name, "models/x.pt", BytesIO(body), len(body)),
+        lambda: ingest.put_object(b.frames.name, "elsewhere/c.jpg", BytesIO(body), len(body)),
         lambda: api.get_object(b.frames.name, "frames/scope-test/a.jpg"),  # the API never reads frames
         lambda: worker.put_object(b.frames.name, "frames/scope-test/b.jpg", BytesIO(body), len(body)),
         lambda: api.put_object(b.frames.name, "elsewhere/c.jpg", BytesIO(body), len(body)),
