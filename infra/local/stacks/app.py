@@ -136,20 +136,24 @@ class App(Stack):
         securityContext, env, mounts and limits (infra/local/app_containers.py)."""
         env = {"CONTAINERS_CONF": str(podman.CONTAINERS_CONF), "PATH": os.environ.get("PATH", "")}
         programs = []
-        for name, image, local, kind_name, extra in (
-            ("api", "api", self.environment(API_IDENTITY), "its-camera-ai-api", self.api_command("python")),
-            ("worker", "worker", self.environment(WORKER_IDENTITY), "its-camera-ai-worker", []),
-            ("ingest", "api", self.ingest_environment(0), "its-camera-ai-ingest", []),
+        for name, image, local, kind_name in (
+            ("api", "api", self.environment(API_IDENTITY), "its-camera-ai-api"),
+            ("worker", "worker", self.environment(WORKER_IDENTITY), "its-camera-ai-worker"),
+            ("ingest", "api", self.ingest_environment(0), "its-camera-ai-ingest"),
         ):
             secret_id = self.container_secret_id(local["ITS_VAULT_ROLE"])
             local["ITS_VAULT_SECRET_ID_FILE"] = str(secret_id)
+            spec = app_containers.chart_container("Deployment", kind_name)
+            # The API on the local port; the others as the chart runs them (the image's command,
+            # or the Deployment's own: the ingest runs in the API's image).
+            command = self.api_command("python") if name == "api" else spec.container.get("command")
             command = app_containers.podman_command(
                 f"its-{self.ports.api}-{name}",
-                app_containers.chart_container("Deployment", kind_name),
+                spec,
                 build.reference(image),
                 local,
                 {str(secret_id): str(secret_id)},
-                extra or None,
+                command,
             )
             if name == "worker":  # the same CPU share as the host worker (see programs())
                 command = ["chrt", "--idle", "0", *command]
