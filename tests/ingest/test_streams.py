@@ -184,7 +184,7 @@ def test_a_killed_stream_server_goes_offline_alerts_and_comes_back_without_dupli
     )
     back = time.monotonic() - restored
     reconnects = ingest_metric(
-        local_platform.cfg.ports.many("ingest_metrics")[0], "its_ingest_reconnects_total", cameras[0]
+        local_platform.cfg.ports.ingest_metrics, "its_ingest_reconnects_total", cameras[0]
     )
     print(
         f"stream server stopped: offline in the API after {went_offline:.1f}s, {offline.name} "
@@ -202,7 +202,7 @@ def test_a_garbage_stream_counts_decode_errors_and_spares_the_others(
     reader keeps reading (frames read go on rising, no reconnect storm), and the other cameras
     stay online and keep recording."""
     register_streaming(local_platform, api, GARBAGE_CAMERA, GARBAGE_CAMERA)
-    port = local_platform.cfg.ports.many("ingest_metrics")[0]
+    port = local_platform.cfg.ports.ingest_metrics
 
     def errors() -> float:
         return ingest_metric(port, "its_ingest_decode_errors_total", GARBAGE_CAMERA)

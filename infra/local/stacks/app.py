@@ -76,9 +76,12 @@ class App(Stack):
         return {
             **self.environment(INGEST_IDENTITY),
             "ITS_INGEST_METRICS_HOST": HOST,
-            "ITS_INGEST_METRICS_PORT": str(self.ports.many("ingest_metrics")[replica]),
+            "ITS_INGEST_METRICS_PORT": str(self.ingest_port(replica)),
             "ITS_INGEST_REPLICA_ID": f"local-ingest-{replica}",
         }
+
+    def ingest_port(self, replica: int) -> int:
+        return self.ports.ingest_handover_metrics if replica else self.ports.ingest_metrics
 
     def ingest_program(self, python: str) -> Program:
         return Program(
@@ -246,7 +249,7 @@ class App(Stack):
         return Health(ok, {"healthz": detail}, endpoints(self.ports.worker_metrics))
 
     def ingest(self, replica: int = 0) -> Health:
-        port = self.ports.many("ingest_metrics")[replica]
+        port = self.ingest_port(replica)
         ok, detail = http_ok(url(port, "/healthz"))
         return Health(ok, {"healthz": detail}, endpoints(port))
 
