@@ -100,8 +100,14 @@ class Ingest:
         try:
             while not self.stopping.is_set():
                 if time.monotonic() - refreshed >= s.ingest_cameras_refresh_seconds:
-                    self.sources = await self._streams(db)
-                    refreshed = time.monotonic()
+                    try:
+                        self.sources = await self._streams(db)
+                        refreshed = time.monotonic()
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                        # The cameras it has are still the cameras: read on, re-read next tick.
+                        log.warning(
+                            "cameras not re-read", extra={"error": f"{type(error).__name__}: {error}"}
+                        )
                 await self._tick(membership, redis)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), s.ingest_tick_seconds)
@@ -110,11 +116,16 @@ class Ingest:
 
     async def _tick(self, membership: Membership, redis: Redis) -> None:
         """One round: renew membership, reconcile readers, report health. A fault of Redis skips
-        the round (the readers go on; this replica's membership expires if it lasts)."""
+        the round (the readers go on until this replica's membership would have expired)."""
         try:
             members = await membership.heartbeat()
         except Exception as error:
             log.warning("membership heartbeat failed", extra={"error": str(error)})
+            if time.monotonic() - self.heartbeat > membership.ttl and self.readers:
+                # The others dropped this replica and took its cameras: stop reading them here
+                # too (a slot read twice meanwhile is still recorded once: frame ids are slots).
+                log.warning("membership lost, releasing every camera", extra={"replica": self.replica})
+                self._reconcile({})
             return
         self.heartbeat = time.monotonic()
         metrics.REPLICAS.set(len(members))
