@@ -47,32 +47,33 @@ class FrameSinks:
 
 
 @dataclass(frozen=True)
+class IncomingFrame:
+    """A frame to accept: its camera, its id (uuid5 of an idempotency key, or random), its bytes
+    and what they decoded as, and when it was captured (None: now)."""
+
+    camera_id: str
+    frame_id: uuid.UUID
+    data: bytes
+    frame: Frame
+    captured_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Accepted:
     event: FrameEvent
     replayed: bool  # the frame id was recorded before: this call stored nothing
 
 
 async def accept_frame(
-    sinks: FrameSinks,
-    camera_id: str,
-    frame_id: uuid.UUID,
-    data: bytes,
-    frame: Frame,
-    captured_at: datetime | None,
-    *,
-    maybe_recorded: bool = True,
+    sinks: FrameSinks, incoming: IncomingFrame, *, maybe_recorded: bool = True
 ) -> Accepted:
     """Store and record the frame once, then publish its event and wait for Kafka's
     acknowledgement (acks=all). Raises when any step fails: nothing is acknowledged then, and
     the caller may retry with the same frame id. `maybe_recorded=False` (a random frame id)
     skips the lookup of an earlier recording."""
-    first = await recorded(sinks.db, frame_id) if maybe_recorded else None
-    accepted = (
-        Accepted(first, True)
-        if first is not None
-        else await _store_once(sinks, camera_id, frame_id, data, frame, captured_at)
-    )
-    await sinks.producer.send(FRAMES_TOPIC, camera_id, accepted.event.model_dump_json().encode())
+    first = await recorded(sinks.db, incoming.frame_id) if maybe_recorded else None
+    accepted = Accepted(first, True) if first is not None else await _store_once(sinks, incoming)
+    await sinks.producer.send(FRAMES_TOPIC, incoming.camera_id, accepted.event.model_dump_json().encode())
     return accepted
 
 
@@ -83,22 +84,16 @@ async def recorded(db: asyncpg.Pool, frame_id: uuid.UUID) -> FrameEvent | None:
     return None if row is None else FrameEvent(frame_id=frame_id, **dict(row))
 
 
-async def _store_once(
-    sinks: FrameSinks,
-    camera_id: str,
-    frame_id: uuid.UUID,
-    data: bytes,
-    frame: Frame,
-    captured_at: datetime | None,
-) -> Accepted:
+async def _store_once(sinks: FrameSinks, incoming: IncomingFrame) -> Accepted:
     """Store the object, then record the frame unless another writer recorded it first."""
+    camera_id, frame_id, data, frame = incoming.camera_id, incoming.frame_id, incoming.data, incoming.frame
     content_hash = hashlib.sha256(data).hexdigest()[:16]
     key = frame_object_key(camera_id, frame_id, content_hash, frame.extension)
     event = FrameEvent(
         frame_id=frame_id,
         camera_id=camera_id,
         object_key=key,
-        captured_at=captured_at or datetime.now(UTC),
+        captured_at=incoming.captured_at or datetime.now(UTC),
         content_type=frame.content_type,
     )
     await asyncio.to_thread(

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from app.common import clients, metrics_server
 from app.common.contracts import INGEST_MEMBERS_KEY, frame_id_for, stream_frame_key, stream_health_key
-from app.common.frames import FrameSinks, accept_frame
+from app.common.frames import FrameSinks, IncomingFrame, accept_frame
 from app.common.secrets import VaultSecrets, identity_paths
 from app.common.settings import Settings
 from app.common.streams import HealthReport, classify
@@ -179,9 +179,8 @@ class Ingest:
         frame_id = frame_id_for(camera, stream_frame_key(sampled.slot_start_ms))
         captured_at = _utc(sampled.decoded_at)
         try:
-            accepted = await accept_frame(
-                self.sinks, camera, frame_id, sampled.jpeg, sampled.frame, captured_at
-            )
+            incoming = IncomingFrame(camera, frame_id, sampled.jpeg, sampled.frame, captured_at)
+            accepted = await accept_frame(self.sinks, incoming)
         except Exception as error:
             metrics.FRAMES_SAMPLED.labels(camera, "failed").inc()
             log.warning(

@@ -18,7 +18,7 @@ from app.api.images import FrameLimits, FrameRejectedError, check_frame
 from app.api.metrics import FRAMES_ACCEPTED
 from app.common.apikeys import ApiKeyRecord
 from app.common.contracts import frame_id_for
-from app.common.frames import accept_frame
+from app.common.frames import IncomingFrame, accept_frame
 
 router = APIRouter(prefix="/v1/cameras/{camera_id}/frames", tags=["frames"])
 log = logging.getLogger(__name__)
@@ -61,15 +61,8 @@ async def post_frame(
     frame_id = frame_id_for(camera_id, idempotency_key)
     extra = {"camera_id": camera_id, "frame_id": str(frame_id), "key_id": key.id}
     try:
-        accepted = await accept_frame(
-            state.frame_sinks,
-            camera_id,
-            frame_id,
-            data,
-            frame,
-            captured_at,
-            maybe_recorded=bool(idempotency_key),
-        )
+        incoming = IncomingFrame(camera_id, frame_id, data, frame, captured_at)
+        accepted = await accept_frame(state.frame_sinks, incoming, maybe_recorded=bool(idempotency_key))
     except Exception as error:
         # Nothing is acknowledged: the client retries with the same Idempotency-Key. The reason
         # is for the log, not for the caller.
