@@ -76,6 +76,24 @@ def register_streaming(local_platform: RunningPlatform, api: httpx.Client, camer
     assert response.status_code in (201, 409), response.text
 
 
+@pytest.fixture
+def extra_streams(local_platform: RunningPlatform, api: httpx.Client) -> Iterator[Callable[[str, str], None]]:
+    """Registers streaming cameras for one test (camera id, mount); afterwards they stop
+    streaming (their stream columns cleared, so the ingest drops them at its next read of the
+    cameras) and the worker is not kept busy by them for the rest of the session."""
+    added: list[str] = []
+
+    def register(camera: str, mount: str) -> None:
+        register_streaming(local_platform, api, camera, mount)
+        added.append(camera)
+
+    yield register
+    with psycopg.connect(local_platform.database_dsn) as conn:
+        conn.execute(
+            "UPDATE cameras SET stream_url = NULL, stream_secret = NULL WHERE id = ANY(%s)", (added,)
+        )
+
+
 def ingest_metric(port: int, name: str, camera: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     prefix = f'{name}{{camera_id="{camera}"}} '
@@ -196,12 +214,12 @@ def test_a_killed_stream_server_goes_offline_alerts_and_comes_back_without_dupli
 
 
 def test_a_garbage_stream_counts_decode_errors_and_spares_the_others(
-    local_platform: RunningPlatform, api: httpx.Client
+    local_platform: RunningPlatform, api: httpx.Client, extra_streams: Callable[[str, str], None]
 ) -> None:
     """A camera whose stream's H.264 bytes are corrupted: its decode errors are counted, its
     reader keeps reading (frames read go on rising, no reconnect storm), and the other cameras
     stay online and keep recording."""
-    register_streaming(local_platform, api, GARBAGE_CAMERA, GARBAGE_CAMERA)
+    extra_streams(GARBAGE_CAMERA, GARBAGE_CAMERA)
     port = local_platform.cfg.ports.ingest_metrics
 
     def errors() -> float:
@@ -237,7 +255,7 @@ def test_a_garbage_stream_counts_decode_errors_and_spares_the_others(
 
 
 def test_two_replicas_split_the_cameras_and_a_killed_ones_move_to_the_other(
-    local_platform: RunningPlatform, api: httpx.Client
+    local_platform: RunningPlatform, api: httpx.Client, extra_streams: Callable[[str, str], None]
 ) -> None:
     """A second ingest replica joins: the cameras split between the two as rendezvous hashing
     says (the first replica keeps the rest). It is killed (SIGKILL, no goodbye): its cameras
@@ -245,7 +263,7 @@ def test_two_replicas_split_the_cameras_and_a_killed_ones_move_to_the_other(
     twice through either move."""
     extra = [f"handover-{index}" for index in range(4)]  # more cameras, the same shared mount
     for camera in extra:
-        register_streaming(local_platform, api, camera, STREAM_CAMERAS[0])
+        extra_streams(camera, STREAM_CAMERAS[0])
     cameras = [*STREAM_CAMERAS, *extra]
     replicas = ["local-ingest-0", "local-ingest-1"]
     expected = {camera: owner(camera, replicas) for camera in cameras}
