@@ -57,7 +57,7 @@ def test_keda_scales_the_ingest_on_cameras_per_replica_within_the_planned_bounds
 
 
 def test_prod_holds_the_capacity_plans_thousand_cameras() -> None:
-    """docs/capacity.md, "Stream ingest": 1,000 cameras at 5 frames/s need 56 pods of 18."""
+    """docs/capacity.md, "Stream ingest": 1,000 cameras at 5 frames/s need 63 pods of 16."""
     autoscaling = _values("prod")["autoscaling"]
     assert isinstance(autoscaling, dict)
     assert autoscaling["maxReplicas"] * autoscaling["camerasPerReplica"] >= 1000
