@@ -1,8 +1,11 @@
-"""Frame in, detection out, through the running platform's API.
+"""Frame in, detection out, through the running platform's API; and a streamed frame's.
 
-`python -m app.smoke --api-url URL (--credentials FILE | --operator-key K)` prints one line and
-exits non-zero on failure; `make up` runs it last. The smoke camera is not one of the cameras a
-camera key is bound to, so the operator key registers it, posts the frame and reads it back.
+`python -m app.smoke --api-url URL (--credentials FILE | --operator-key K) [--stream-camera ID]`
+prints one line per check and exits non-zero on failure; `make up` runs it last. The smoke
+camera is not one of the cameras a camera key is bound to, so the operator key registers it,
+posts the frame and reads it back. A streaming camera (registered with a stream URL) needs no
+post: the ingest samples its stream, and the check waits for a detection of a frame it recorded
+after the check started.
 """
 
 from __future__ import annotations
@@ -80,6 +83,47 @@ def run_smoke(api_url: str, operator_key: str, timeout_s: float = 120) -> SmokeR
     raise SmokeFailedError(f"no detections for frame {frame_id} within {timeout_s:.0f}s")
 
 
+@dataclass
+class StreamSmokeResult:
+    camera_id: str
+    state: str
+    detected_seconds: float
+    detections: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        frames = {d["frame_id"] for d in self.detections}
+        return (
+            f"stream smoke OK: camera {self.camera_id} {self.state}, {len(self.detections)} detections "
+            f"in {len(frames)} streamed frames out after {self.detected_seconds:.2f}s"
+        )
+
+
+def run_stream_smoke(
+    api_url: str, operator_key: str, camera_id: str, timeout_s: float = 120
+) -> StreamSmokeResult:
+    """A frame the ingest sampled from `camera_id`'s stream after now, detected, read back."""
+    headers = {"X-API-Key": operator_key}
+    started, since = time.monotonic(), datetime.now(UTC)
+    with httpx.Client(base_url=api_url, timeout=15, headers=headers) as api:
+        camera = api.get(f"/v1/cameras/{camera_id}")
+        if camera.status_code != 200 or camera.json().get("stream_url") is None:
+            raise SmokeFailedError(
+                f"{camera_id} is not a streaming camera: {camera.status_code} {camera.text}"
+            )
+        while time.monotonic() - started < timeout_s:
+            window = {
+                "start": since.isoformat(),
+                "end": (datetime.now(UTC) + timedelta(seconds=5)).isoformat(),
+            }
+            found = api.get(f"/v1/cameras/{camera_id}/detections", params=window)
+            found.raise_for_status()
+            if detections := found.json()["detections"]:
+                state = api.get(f"/v1/cameras/{camera_id}").json()["stream"]["state"]
+                return StreamSmokeResult(camera_id, state, time.monotonic() - started, detections)
+            time.sleep(1)
+    raise SmokeFailedError(f"no detections of a frame streamed by {camera_id} within {timeout_s:.0f}s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--api-url", required=True)
@@ -87,10 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     key.add_argument("--credentials", type=Path, help="api-credentials.json of the local platform")
     key.add_argument("--operator-key")
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--stream-camera", help="also check a streaming camera's frames")
     args = parser.parse_args(argv)
     operator_key = args.operator_key or ApiCredentials.load(args.credentials).operator
     try:
         print(run_smoke(args.api_url, operator_key, args.timeout).summary())
+        if args.stream_camera:
+            print(run_stream_smoke(args.api_url, operator_key, args.stream_camera, args.timeout).summary())
     except (SmokeFailedError, httpx.HTTPError) as error:
         print(f"smoke FAILED: {error}")
         return 1

@@ -53,8 +53,8 @@ import httpx
 import psycopg
 from confluent_kafka import Producer
 
-from app.api.routes import frames as frames_route
 from app.common import clients
+from app.common import frames as shared_frames
 from app.common.contracts import FRAMES_BUCKET, FrameEvent, frame_object_key
 from app.common.secrets import VaultSecrets, api_paths
 from app.common.settings import Settings
@@ -134,7 +134,7 @@ async def direct_steps(
     admin = kafka.admin()
     topic = create_topic(admin)
     producer = clients.AcknowledgedProducer(Producer({**kafka.client_config(), **APP_PRODUCER}))
-    insert = statement(frames_route._store_once, "INSERT INTO frames")
+    insert = statement(shared_frames._store_once, "INSERT INTO frames")
     value = event_for(camera, data).model_dump_json().encode()
 
     async def put(_: int) -> None:

@@ -121,6 +121,23 @@ def api_pod_cpus() -> float:
     return float(raw[:-1]) / 1000 if raw.endswith("m") else float(raw)
 
 
+def ingest_pod_cpus() -> float:
+    """The ingest container's CPU limit in the its-camera-ai chart (ingest.resources.limits.cpu)."""
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    raw = str(values["ingest"]["resources"]["limits"]["cpu"])
+    return float(raw[:-1]) / 1000 if raw.endswith("m") else float(raw)
+
+
+def ingest_plan(
+    case: Case, cameras_per_core: float, assumptions: Assumptions = Assumptions()
+) -> tuple[int, int]:
+    """(cameras per ingest pod at the CPU target, pods) for `case`: each camera costs its
+    stream's decode and its samples' JPEG encoding, as bench_ingest_streams measured it at
+    the case's sample rate (cameras one core holds)."""
+    per_pod = math.floor(cameras_per_core * ingest_pod_cpus() * assumptions.cpu_utilisation)
+    return per_pod, max(2, math.ceil(case.cameras / per_pod))
+
+
 def camera_ids(count: int) -> list[str]:
     return [f"camera-{number:05d}" for number in range(1, count + 1)]
 
@@ -295,6 +312,12 @@ def parse(argv: list[str] | None) -> tuple[Measured, argparse.Namespace]:
     parser.add_argument("--batch", type=int, default=16, help="the worker batch size in the GPU environments")
     parser.add_argument("--batch-timeout-ms", type=float, default=200.0)
     parser.add_argument("--max-cameras", type=int, default=max(CAMERAS))
+    for fps in FRAMES_PER_S:
+        parser.add_argument(
+            f"--ingest-cameras-per-core-{fps:g}fps",
+            type=float,
+            help=f"bench_ingest_streams --sample-fps {fps:g}: cameras one core holds (optional)",
+        )
     args = parser.parse_args(argv)
     values = {flag.replace("-", "_"): getattr(args, flag.replace("-", "_")) for flag in figures}
     if any(value <= 0 for value in values.values()):
@@ -315,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{p.api_pods:>9} {p.workers:>5} {p.partitions:>11} {p.brokers:>8} {p.db_cores:>9} "
             f"{p.worst_worker_load:>11.0%}"
         )
+    ingest = {f: getattr(args, f"ingest_cameras_per_core_{f:g}fps") for f in FRAMES_PER_S}
+    if all(ingest.values()):
+        print(f"stream ingest ({ingest_pod_cpus():g}-core pods at {Assumptions().cpu_utilisation:.0%} CPU):")
+        print("cameras  fps  cameras/pod  pods")
+        for p in plans:
+            per_pod, pods = ingest_plan(p.case, ingest[p.case.frames_per_camera_s])
+            print(f"{p.case.cameras:>7,} {p.case.frames_per_camera_s:>4.0f} {per_pod:>12} {pods:>5}")
     failures = 0
     for p in plans:
         below = max(1, math.floor(0.8 * p.workers))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from app.common.frames import Frame
 from app.common.settings import Settings
 
 # Magic bytes -> (content type, extension, Pillow's format name).
@@ -40,14 +41,6 @@ class FrameLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> FrameLimits:
         return cls(settings.max_frame_bytes, settings.max_frame_pixels, settings.max_frame_side)
-
-
-@dataclass(frozen=True)
-class Frame:
-    content_type: str
-    extension: str
-    width: int
-    height: int
 
 
 def validate_frame(data: bytes, limits: FrameLimits) -> Frame:

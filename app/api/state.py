@@ -10,6 +10,7 @@ from redis.asyncio.sentinel import Sentinel
 
 from app.api.known_cameras import KnownCameras
 from app.common.clients import AcknowledgedProducer
+from app.common.frames import FrameSinks
 from app.common.secrets import VaultSecrets
 from app.common.settings import Settings
 
@@ -23,3 +24,7 @@ class AppState:
     store: Minio
     producer: AcknowledgedProducer
     cameras: KnownCameras = field(default_factory=KnownCameras)
+
+    @property
+    def frame_sinks(self) -> FrameSinks:
+        return FrameSinks(self.db, self.store, self.producer)

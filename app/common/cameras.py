@@ -1,12 +1,48 @@
-"""Cameras as the API registers and returns them."""
+"""Cameras as the API registers and returns them, with the stream a camera may carry."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from infra.facts.vault import vault_layout
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+# Where a stream's credentials live in Vault (vault.yaml, stream_secrets): the ingest's policy
+# reads that prefix (policies/its-ingest.hcl). The same bounds are CHECKs in SQL (migration 0003).
+STREAM_SECRET_PREFIX = vault_layout().stream_secrets.prefix
+STREAM_SECRET_PATTERN = rf"^{STREAM_SECRET_PREFIX}[a-z0-9][a-z0-9_-]{{0,62}}$"
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
+STREAM_URL_MAX_LENGTH = 2048
+MIN_SAMPLE_FPS = 0.1
+MAX_SAMPLE_FPS = 10.0
+StreamState = Literal["online", "degraded", "offline"]
+STREAM_STATES: tuple[StreamState, ...] = ("online", "degraded", "offline")
+
+
+def check_stream_url(url: str) -> str:
+    """A stream URL the ingest may open: rtsp(s) or http(s) MJPEG, a host, no credentials (they
+    are a Vault reference, `stream_secret`), nothing that is not printable ASCII."""
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise ValueError("stream_url must be printable ASCII without spaces")
+    parts = urlsplit(url)
+    if parts.scheme not in STREAM_SCHEMES:
+        raise ValueError(f"stream_url must start with one of {', '.join(s + '://' for s in STREAM_SCHEMES)}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "stream_url must not carry credentials (user:password@): write them to Vault under "
+            f"{STREAM_SECRET_PREFIX}<name> and give that path as stream_secret"
+        )
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"stream_url has an invalid port: {error}") from error
+    if not parts.hostname or port == 0:
+        raise ValueError("stream_url must name a host (and a port from 1 to 65535, if any)")
+    return url
 
 
 class CameraIn(BaseModel):
@@ -17,7 +53,34 @@ class CameraIn(BaseModel):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     congestion_threshold: int = Field(default=20, gt=0, le=10_000)
+    # A camera that streams: the ingest reads this URL (its credentials from Vault, at
+    # stream_secret) and samples sample_fps frames per second from it.
+    stream_url: str | None = Field(default=None, max_length=STREAM_URL_MAX_LENGTH)
+    stream_secret: str | None = Field(default=None, pattern=STREAM_SECRET_PATTERN)
+    sample_fps: float = Field(default=1.0, ge=MIN_SAMPLE_FPS, le=MAX_SAMPLE_FPS)
+
+    @field_validator("stream_url")
+    @classmethod
+    def _stream_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_stream_url(value)
+
+    @model_validator(mode="after")
+    def _secret_needs_a_stream(self) -> CameraIn:
+        if self.stream_secret is not None and self.stream_url is None:
+            raise ValueError("stream_secret is given without a stream_url")
+        return self
+
+
+class StreamStatus(BaseModel):
+    """What the ingest last reported of a camera's stream (offline when nobody reports)."""
+
+    state: StreamState
+    sampled_fps: float = Field(ge=0)  # over the ingest's recent window
+    last_frame_at: datetime | None = None
+    reported_at: datetime | None = None
+    reader: str | None = None  # the ingest replica that reads it
 
 
 class Camera(CameraIn):
     created_at: datetime
+    stream: StreamStatus | None = None  # cameras with a stream_url only

@@ -1,7 +1,7 @@
-"""What the API and the worker agree on: the topics and buckets they use (named in
+"""What the API, the ingest and the worker agree on: the topics and buckets they use (named in
 infrastructure/, read through infra.facts), the Redis keys, and every message they exchange.
 
-Both import this module; neither imports the other.
+Each imports this module; none imports another.
 """
 
 from __future__ import annotations
@@ -44,6 +44,22 @@ def frame_object_key(camera_id: str, frame_id: uuid.UUID, content_hash: str, ext
 def latest_counts_key(camera_id: str) -> str:
     """The Redis hash of a camera's latest per-class counts (written by the worker, read by the API)."""
     return f"its:counts:latest:{camera_id}"
+
+
+def stream_health_key(camera_id: str) -> str:
+    """The Redis hash of a streaming camera's health (written by the ingest, read by the API)."""
+    return f"its:ingest:camera:{camera_id}"
+
+
+# The ingest's replicas: a sorted set of replica ids scored by when each one's heartbeat expires.
+INGEST_MEMBERS_KEY = "its:ingest:members"
+
+
+def stream_frame_key(slot_start_ms: int) -> str:
+    """The idempotency key of a frame sampled from a stream: its camera's sample slot, named by
+    the slot's start in wall-clock milliseconds. Two readers of one camera (a handover, a
+    reconnect) that sample the same slot make the same frame id, so it is recorded once."""
+    return f"stream@{slot_start_ms}"
 
 
 def rate_limit_key(key_digest: str, window: int) -> str:

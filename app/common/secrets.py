@@ -117,6 +117,14 @@ class VaultSecrets:
         threading.Thread(target=loop, daemon=True, name="vault-refresh").start()
         return stop
 
+    def read(self, path: str) -> dict[str, Any]:
+        """One path outside the identity's fixed set, read now and not cached (the ingest's
+        camera stream credentials, its/streams/<name>: rotated ones apply at the next read)."""
+        response = self._client().secrets.kv.v2.read_secret_version(
+            path=path, mount_point=self.settings.vault_kv_mount, raise_on_deleted_version=True
+        )
+        return dict(response["data"]["data"])
+
     def get(self, path: str) -> dict[str, Any]:
         with self._lock:
             return dict(self._values[path])

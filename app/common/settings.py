@@ -87,6 +87,27 @@ class Settings(BaseSettings):
     congestion_threshold: int = Field(default=20, ge=1)
     vehicle_classes: tuple[str, ...] = VEHICLE_CLASSES
 
+    # Stream ingest (app/ingest). A camera with no sampled frame for this long is offline (the
+    # API applies the same bound to what the ingest reported).
+    stream_offline_after_seconds: float = Field(default=10, ge=2, le=600)
+    ingest_metrics_host: str = "127.0.0.1"
+    ingest_metrics_port: int = 9101
+    # This replica's name among the ingest's members (the pod's name in a cluster); unset: the
+    # host name and process id.
+    ingest_replica_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,120}$")
+    # Each replica renews its membership every tick; a replica silent for member_ttl is gone and
+    # its cameras move to the others within member_ttl + one tick (+ the new reader's connect).
+    ingest_tick_seconds: float = Field(default=1, ge=0.2, le=30)
+    ingest_member_ttl_seconds: float = Field(default=5, ge=1, le=300)
+    # How often the cameras with a stream are re-read from the database.
+    ingest_cameras_refresh_seconds: float = Field(default=5, ge=1, le=600)
+    # Reconnects: capped exponential backoff with full jitter.
+    ingest_reconnect_min_seconds: float = Field(default=0.5, gt=0, le=60)
+    ingest_reconnect_max_seconds: float = Field(default=15, gt=0, le=600)
+    # A stream that delivers no packet for this long is dropped and reconnected.
+    ingest_read_timeout_seconds: float = Field(default=5, ge=1, le=120)
+    ingest_jpeg_quality: int = Field(default=85, ge=30, le=95)
+
     @field_validator("redis_sentinels")
     @classmethod
     def _sentinels_are_host_port(cls, value: str) -> str:

@@ -35,7 +35,7 @@ from minio.error import MinioException
 from PIL import Image
 from redis.exceptions import RedisError
 
-from app.common import clients
+from app.common import clients, metrics_server
 from app.common.contracts import (
     ALERTS_TOPIC,
     DEAD_LETTERS_TOPIC,
@@ -124,8 +124,11 @@ class Worker:
         self._in_flight: list[Batch] = []  # consumed, not yet committed, oldest first
 
     async def run(self) -> None:
-        metrics.serve(
-            self.settings.worker_metrics_host, self.settings.worker_metrics_port, lambda: self.heartbeat
+        metrics_server.serve(
+            self.settings.worker_metrics_host,
+            self.settings.worker_metrics_port,
+            lambda: self.heartbeat,
+            stalled=b"consume loop stalled\n",
         )
         self.db = await clients.database_pool(self.settings, self.secrets)
         await self._on_consumer(self.consumer.subscribe, [FRAMES_TOPIC])

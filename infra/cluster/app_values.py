@@ -30,6 +30,7 @@ def platform_values(cfg: ClusterConfig, platform: LocalPlatform, images: Mapping
             "host": HOST,
             "apiPort": cfg.ports.node_api,
             "workerMetricsPort": cfg.ports.node_worker_metrics,
+            "ingestMetricsPort": cfg.ports.node_ingest_metrics,
             "images": dict(images),
             "database": {"pooler": platform.pooler, "primary": platform.primary},
             "kafkaBootstrapServers": ",".join(platform.kafka_brokers),

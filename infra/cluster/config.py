@@ -45,6 +45,7 @@ PORT_OFFSETS: dict[str, int] = {
     "containerd_stream": 32,
     "node_api": 40,
     "node_worker_metrics": 41,
+    "node_ingest_metrics": 42,
 }
 
 

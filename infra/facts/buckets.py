@@ -66,6 +66,7 @@ class ServiceUser(Strict):
 
 class UserRoles(Strict):
     api: ServiceUser
+    ingest: ServiceUser
     worker: ServiceUser
     backup: ServiceUser
 

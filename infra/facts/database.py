@@ -38,6 +38,10 @@ class Roles(Strict):
     def worker(self) -> RoleName:
         return self._named("its_worker")
 
+    @property
+    def ingest(self) -> RoleName:
+        return self._named("its_ingest")
+
     def _named(self, name: str) -> RoleName:
         if name not in self.roles:
             raise KeyError(f"roles.yaml has no role {name!r}")

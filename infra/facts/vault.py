@@ -20,12 +20,20 @@ class AppRole(Strict):
     token_max_ttl: str
 
 
+class StreamSecrets(Strict):
+    """Where camera streams' credentials live: operators write one path per camera (or group)."""
+
+    prefix: str = Field(pattern=r"^[a-z0-9/-]+/$")
+    keys: list[str] = Field(min_length=1)
+
+
 class VaultLayout(Strict):
     kv_mount: str
     kv_version: int = Field(ge=2, le=2)
     approles: list[AppRole]
     # path under the kv mount -> the keys it holds
     secrets: dict[str, list[str]]
+    stream_secrets: StreamSecrets
 
 
 @cache

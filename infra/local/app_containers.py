@@ -1,5 +1,5 @@
-"""The app as containers (`make up APP=containers`, ITS_APP_RUNTIME=containers): the API and the
-worker run from the images `make images` builds, with the securityContext, env, mounts and
+"""The app as containers (`make up APP=containers`, ITS_APP_RUNTIME=containers): the API, the
+worker and the ingest run from the images `make images` builds, with the securityContext, env, mounts and
 resource limits the its-camera-ai chart renders for dev, read from the render (infra/charts.py),
 never restated here.
 
@@ -50,10 +50,19 @@ class ChartContainer:
     def env(self) -> dict[str, str]:
         values = {}
         for item in self.container.get("env", []):
-            if "value" not in item:
+            if "value" in item:
+                values[item["name"]] = str(item["value"])
+            elif "fieldRef" not in item.get("valueFrom", {}):
                 raise ContainerSpecError(f"{self.container['name']}: env {item['name']} is not a plain value")
-            values[item["name"]] = str(item["value"])
         return values
+
+    @property
+    def pod_fields(self) -> list[str]:
+        """Settings the chart takes from the pod's own fields (the ingest's member id is the pod's
+        name): no pod here, so the local platform must set each one."""
+        return [
+            item["name"] for item in self.container.get("env", []) if "fieldRef" in item.get("valueFrom", {})
+        ]
 
 
 def chart_container(kind: str, name: str) -> ChartContainer:
@@ -144,6 +153,9 @@ def environment(spec: ChartContainer, local: Mapping[str, str], absent: list[str
     """The chart's env, with what only the cluster has replaced by the local platform's values;
     a setting that names a mount with no local source goes."""
     merged = {k: v for k, v in spec.env.items() if not any(path in v for path in absent)}
+    unset = [name for name in spec.pod_fields if name not in local]
+    if unset:
+        raise ContainerSpecError(f"{spec.container['name']}: the pod's fields {unset} have no local value")
     for key, value in local.items():
         if key in merged or key.startswith("ITS_"):
             merged[key] = value

@@ -13,6 +13,7 @@ from infra.kernel.supervisor import Supervisor, write_supervisord_conf
 from infra.local.config import LocalPlatformConfig
 from infra.local.secrets import PlatformSecrets
 from infra.local.stacks import START_ORDER, App, Context, Stack
+from infra.local.stacks.cameras import STREAM_CAMERAS
 
 S = TypeVar("S", bound=Stack)
 
@@ -70,11 +71,13 @@ class Platform:
         self.log(f"==> [up] platform up in {time.monotonic() - started:.1f}s; `make status` shows it")
 
     def smoke(self) -> None:
-        from app.smoke import run_smoke
+        from app.smoke import run_smoke, run_stream_smoke
 
         self.log("==> [smoke] frame in through the API, detection out through the API")
-        result = run_smoke(self.stack(App).api_url, self.secrets.api_credentials().operator, timeout_s=120)
-        self.log(f"    {result.summary()}")
+        api_url, operator = self.stack(App).api_url, self.secrets.api_credentials().operator
+        self.log(f"    {run_smoke(api_url, operator, timeout_s=120).summary()}")
+        self.log("==> [smoke] a test camera's stream in through the ingest, detection out through the API")
+        self.log(f"    {run_stream_smoke(api_url, operator, STREAM_CAMERAS[0], timeout_s=120).summary()}")
 
     def down(self) -> None:
         if not self.supervisor.running():

@@ -42,7 +42,7 @@ MINIO_RELEASE = "minio"
 OPENBAO_RELEASE = "openbao"
 # The address every pod's own `bao` and the chart's probes use (BAO_ADDR https://127.0.0.1:8200).
 OPENBAO_LOOPBACK = "127.0.0.1"
-API, WORKER, MIGRATE = "its-api", "its-worker", "its-migrate"
+API, WORKER, INGEST, MIGRATE = "its-api", "its-worker", "its-ingest", "its-migrate"
 # KEDA's KafkaUser (infrastructure/kafka/users.yaml): reads the worker group's lag only.
 KEDA = "its-keda"
 # The Sentinels of redis-ha know no ACL users: the app logs in there as `default` with the
@@ -250,7 +250,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 {"username": role, "password": password},
                 secret_type="kubernetes.io/basic-auth",  # noqa: S106 - a Secret's type
             )
-            for identity in (API, WORKER, MIGRATE):
+            for identity in (API, WORKER, INGEST, MIGRATE):
                 if (roles.owner if identity == MIGRATE else role_for(identity)) == role:
                     self._seed_path(identity, "postgres", {"username": role, "password": password})
 
@@ -291,7 +291,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 REDIS_AUTH_KEYS["acl"]: acl,
             },
         )
-        for identity in (API, WORKER):
+        for identity in (API, WORKER, INGEST):
             self._seed_path(
                 identity,
                 "redis",
@@ -339,7 +339,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 f"{buckets_chart['secretPrefix']}{user.name}",
                 {buckets_chart["secretKey"]: secret_key},
             )
-            for identity, owner in ((API, users.api), (WORKER, users.worker)):
+            for identity, owner in ((API, users.api), (WORKER, users.worker), (INGEST, users.ingest)):
                 if user == owner:
                     self._seed_path(identity, "minio", minio_credentials(user, secret_key))
 
@@ -395,7 +395,7 @@ class PlatformSecrets(pulumi.ComponentResource):
             self._secret(
                 users_namespace, f"{passwords['secretPrefix']}{user}", {passwords["secretKey"]: password}
             )
-            if user in (API, WORKER):
+            if user in (API, WORKER, INGEST):
                 self._seed_path(user, "kafka", {"username": user, "password": password})
             if user == KEDA:
                 self._secret(

@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from app.api import images
-from app.api.images import Frame, FrameLimits, FrameRejectedError, check_frame, validate_frame
+from app.api.images import FrameLimits, FrameRejectedError, check_frame, validate_frame
 from app.api.main import create_app
+from app.common.frames import Frame
 from app.common.settings import Settings
 
 LIMITS = FrameLimits(max_bytes=5 * 1024 * 1024, max_pixels=16_777_216, max_side=8192)

@@ -1,8 +1,8 @@
 """Data flows one way: the import rules of the tree, checked on every module's own imports.
 
 facts (typed readers of infrastructure/) <- kernel (supervised processes) <- local, cluster;
-facts <- pulumi; facts <- app.common <- app.api, app.worker. Neither of two siblings imports
-the other, and nothing below imports what is above it.
+facts <- pulumi; facts <- app.common <- app.api, app.worker, app.ingest. No sibling imports
+another, and nothing below imports what is above it.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "the Helm engine serves every user",
     ),
     ("app", ("infra.local", "infra.cluster", "infra.kernel", "infra.pulumi"), "the app ships alone"),
-    ("app.common", ("app.api", "app.worker"), "the shared layer sits under both services"),
-    ("app.worker", ("app.api",), "the worker and the API meet only in app.common"),
-    ("app.api", ("app.worker",), "the API and the worker meet only in app.common"),
+    ("app.common", ("app.api", "app.worker", "app.ingest"), "the shared layer sits under every service"),
+    ("app.worker", ("app.api", "app.ingest"), "the services meet only in app.common"),
+    ("app.api", ("app.worker", "app.ingest"), "the services meet only in app.common"),
+    ("app.ingest", ("app.api", "app.worker"), "the ingest shares the API's frame path through app.common"),
 )
 
 

@@ -298,10 +298,13 @@ def _scaled_object(obj: Manifest) -> list[str]:
     for trigger in obj.get("spec", {}).get("triggers") or []:
         if not trigger.get("type") or not trigger.get("metadata"):
             problems.append(f"{ident(obj)}: a trigger without type or metadata")
-        if trigger.get("type") == "kafka":
-            for key in ("bootstrapServers", "consumerGroup", "topic", "lagThreshold"):
-                if not trigger["metadata"].get(key):
-                    problems.append(f"{ident(obj)}: kafka trigger without {key}")
+        required = {
+            "kafka": ("bootstrapServers", "consumerGroup", "topic", "lagThreshold"),
+            "prometheus": ("serverAddress", "query", "threshold"),
+        }
+        for key in required.get(trigger.get("type", ""), ()):
+            if not trigger["metadata"].get(key):
+                problems.append(f"{ident(obj)}: {trigger['type']} trigger without {key}")
     return problems
 
 

@@ -238,7 +238,7 @@ def test_worker_gpu_and_cpu_modes(source: str, gpu: bool) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_app_settings_come_from_the_shared_definitions(env: str) -> None:
     rendered = env_render("its-camera-ai", env)
-    for component in ("api", "worker"):
+    for component in ("api", "worker", "ingest"):
         settings = _env_of(rendered.named("Deployment", f"its-camera-ai-{component}"))
         assert settings["ITS_ENVIRONMENT"] == env
         assert settings["ITS_REDIS_MASTER_NAME"] == redis_settings().master_name
@@ -261,7 +261,7 @@ def test_the_app_logs_in_to_kafka_over_tls_as_its_own_user(env: str) -> None:
     CA mounted from a Secret; KEDA reads the lag as its own user; and the consumer group the
     worker joins is the one users.yaml grants it."""
     rendered = env_render("its-camera-ai", env)
-    for component in ("api", "worker"):
+    for component in ("api", "worker", "ingest"):
         deployment = rendered.named("Deployment", f"its-camera-ai-{component}")
         settings = _env_of(deployment)
         assert settings["ITS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
@@ -291,7 +291,7 @@ def test_network_policies_deny_by_default_and_allow_only_the_app_flows(env: str)
     deny = policies["its-camera-ai-default-deny"]
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny and "egress" not in deny
-    for component in ("api", "worker"):
+    for component in ("api", "worker", "ingest"):
         spec = policies[f"its-camera-ai-{component}"]
         namespaces = {
             peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]

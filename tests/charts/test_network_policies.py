@@ -94,7 +94,11 @@ def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
 
 
 def _peer_admits(peer: Mapping[str, Any], policy_namespace: str, source: Pod) -> bool:
-    assert "ipBlock" not in peer, "the charts select peers by namespace and labels only"
+    if "ipBlock" in peer:
+        # Only the ingest's egress to the cameras' networks (outside the cluster) names
+        # addresses; an address block admits no pod here (pod addresses are not modelled).
+        assert set(peer) == {"ipBlock"}, peer
+        return False
     if not source.namespace:
         return False  # not a pod: only a rule without peers admits it
     namespaces = peer.get("namespaceSelector")
@@ -213,6 +217,7 @@ def pods(env: str) -> dict[str, Pod]:
     out = {
         "api": _pod_of(app, app.named("Deployment", "its-camera-ai-api"), "api"),
         "worker": _pod_of(app, app.named("Deployment", "its-camera-ai-worker"), "worker"),
+        "ingest": _pod_of(app, app.named("Deployment", "its-camera-ai-ingest"), "ingest"),
         "migrate": _pod_of(app, app.of_kind("Job")[0], "migrate"),
         "helm-test": _pod_of(app, app.of_kind("Pod")[0], "helm-test"),
         "stranger-in-its": Pod(
@@ -492,12 +497,12 @@ def test_data_policies_name_exactly_their_peers_and_ports(env: str) -> None:
         ),
         "its-databases-postgres-metrics": ({prometheus}, {CNPG_PORTS["metrics"]}),
         "its-databases-pooler-from-app": (
-            {_app_peer(c, env) for c in ("api", "worker", "migrate")},
+            {_app_peer(c, env) for c in ("api", "worker", "ingest", "migrate")},
             {CNPG_PORTS["pgbouncer"]},
         ),
         "its-databases-pooler-metrics": ({prometheus}, {CNPG_PORTS["pgbouncer-metrics"]}),
         "its-databases-redis-from-app": (
-            {_app_peer(c, env) for c in ("api", "worker")},
+            {_app_peer(c, env) for c in ("api", "worker", "ingest")},
             {REDIS_HA_DEFAULTS["redis.port"], REDIS_HA_DEFAULTS["sentinel.port"]},
         ),
         "its-databases-redis-peers": (
@@ -517,7 +522,7 @@ def test_data_policies_name_exactly_their_peers_and_ports(env: str) -> None:
 def test_data_flows(env: str) -> None:
     flows: list[Flow] = [
         # The Pooler: the app's API, worker and migration Job on 5432; Prometheus on 9127.
-        *[("pooler", app, 5432, True) for app in ("api", "worker", "migrate")],
+        *[("pooler", app, 5432, True) for app in ("api", "worker", "ingest", "migrate")],
         ("pooler", "api", 6432, False),
         ("pooler", "api", 9127, False),
         ("pooler", "helm-test", 5432, False),
@@ -545,7 +550,7 @@ def test_data_flows(env: str) -> None:
         ("pg-primary", "redis", 5432, False),
         ("pg-primary", "stranger", 5432, False),
         # Redis and Sentinel: the API and the worker, each other, Prometheus on the exporter.
-        *[("redis", app, port, True) for app in ("api", "worker") for port in (6379, 26379)],
+        *[("redis", app, port, True) for app in ("api", "worker", "ingest") for port in (6379, 26379)],
         ("redis", "migrate", 6379, False),
         ("redis", "api", 9121, False),
         ("redis", "helm-test", 26379, False),
@@ -601,7 +606,7 @@ def test_minio_flows(env: str) -> None:
     s3 = MINIO_DEFAULTS["minioAPIPort"]
     console = MINIO_DEFAULTS["minioConsolePort"]
     expected_peers = {
-        "its-minio-buckets-minio-from-app": {_app_peer(c, env) for c in ("api", "worker")},
+        "its-minio-buckets-minio-from-app": {_app_peer(c, env) for c in ("api", "worker", "ingest")},
         "its-minio-buckets-minio-from-bucket-job": {
             _peer(
                 everyone["bucket-job"],
@@ -621,7 +626,10 @@ def test_minio_flows(env: str) -> None:
         assert peers_of(_policy(rendered, name)) == peers, name
         assert ports_of(_policy(rendered, name)) == {s3}, name
     flows: list[Flow] = [
-        *[("minio", source, s3, True) for source in ("api", "worker", "bucket-job", "minio", "prometheus")],
+        *[
+            ("minio", source, s3, True)
+            for source in ("api", "worker", "ingest", "bucket-job", "minio", "prometheus")
+        ],
         *[("minio", source, s3, True) for source in ("pg-primary", "pg-replica", "pg-recovery-job")],
         *[("minio", source, s3, False) for source in ("migrate", "helm-test", "pooler", "pg-join-job")],
         *[("minio", source, s3, False) for source in ("stranger", "stranger-in-its", "grafana", "redis")],
@@ -650,7 +658,7 @@ def test_vault_flows(env: str) -> None:
     everyone = pods(env)
     expected = {
         "its-vault-config-openbao-from-app": (
-            {_app_peer(c, env) for c in ("api", "worker", "migrate")},
+            {_app_peer(c, env) for c in ("api", "worker", "ingest", "migrate")},
             {8200},
         ),
         "its-vault-config-openbao-from-config-job": (
@@ -688,7 +696,7 @@ def test_vault_flows(env: str) -> None:
     flows: list[Flow] = [
         *[
             ("openbao", source, 8200, True)
-            for source in ("api", "worker", "migrate", "vault-config-job", "prometheus")
+            for source in ("api", "worker", "ingest", "migrate", "vault-config-job", "prometheus")
         ],
         ("openbao", "openbao", 8200, True),
         ("openbao", "openbao", 8201, True),
@@ -837,6 +845,7 @@ def test_kafka_adds_only_the_deny_because_strimzi_admits_its_own_flows(env: str)
     flows: list[Flow] = [
         ("kafka-broker", "api", port, True),
         ("kafka-broker", "worker", port, True),
+        ("kafka-broker", "ingest", port, True),
         ("kafka-broker", "keda-operator", port, True),
         ("kafka-broker", "api", 9091, False),  # replication: Strimzi admits its own components only
     ]

@@ -227,8 +227,11 @@ def test_the_schema_checker_flags_invalid_objects() -> None:
 
 def test_the_custom_resource_checker_flags_broken_objects() -> None:
     rendered = env_render("its-camera-ai", "prod")
-    scaled = copy.deepcopy(rendered.of_kind("ScaledObject")[0])
+    scaled = copy.deepcopy(rendered.named("ScaledObject", "its-camera-ai-worker"))
     del scaled["spec"]["triggers"][0]["metadata"]["consumerGroup"]
+    assert policy.schema_problems(scaled, DEFAULT_KUBE_VERSION)
+    scaled = copy.deepcopy(rendered.named("ScaledObject", "its-camera-ai-ingest"))
+    del scaled["spec"]["triggers"][0]["metadata"]["query"]
     assert policy.schema_problems(scaled, DEFAULT_KUBE_VERSION)
     topic = copy.deepcopy(env_render("its-kafka-topics", "prod").of_kind("KafkaTopic")[0])
     del topic["metadata"]["labels"]["strimzi.io/cluster"]

@@ -20,7 +20,12 @@ from infra.facts.vault_policies import VaultPolicy, parse_policy, vault_policies
 def _reads(role: str) -> set[str]:
     """The KV paths the app reads when it logs in as `role` (what app/common/secrets.py asks)."""
     settings = Settings(vault_role=role)
-    reads = {"its-api": api_paths, "its-worker": identity_paths, "its-migrate": migration_paths}
+    reads = {
+        "its-api": api_paths,
+        "its-worker": identity_paths,
+        "its-ingest": identity_paths,
+        "its-migrate": migration_paths,
+    }
     return set(reads[role](settings))
 
 
@@ -46,6 +51,14 @@ def test_each_identity_reads_what_the_app_reads_as_it_and_nothing_else(role: str
     for policy in _policies_of(role):
         for path in own:
             assert not policy.allows(kv + path, "update") and not policy.allows(kv + path, "delete")
+
+
+def test_only_the_ingest_reads_the_camera_streams_logins() -> None:
+    """A camera's stream_secret (its/streams/<name>, app/common/cameras.py) is read by the
+    ingest at each connect; no other identity may read one."""
+    path = vault_layout().stream_secrets.prefix + "junction-12"
+    readers = {a.name for a in vault_layout().approles if _can_read(a.name, path)}
+    assert readers == {"its-ingest"}
 
 
 def test_every_secret_path_the_layout_declares_is_read_by_some_identity() -> None:

@@ -20,14 +20,15 @@ LOCAL = {
 
 def _args(name: str) -> list[str]:
     spec = app_containers.chart_container("Deployment", name)
-    return app_containers.podman_command("n", spec, "img", LOCAL, {"/s": "/s"})
+    local = {**LOCAL, **dict.fromkeys(spec.pod_fields, "local")}
+    return app_containers.podman_command("n", spec, "img", local, {"/s": "/s"})
 
 
 def _pairs(args: list[str], flag: str) -> list[str]:
     return [args[i + 1] for i, arg in enumerate(args) if arg == flag]
 
 
-@pytest.mark.parametrize("name", ["its-camera-ai-api", "its-camera-ai-worker"])
+@pytest.mark.parametrize("name", ["its-camera-ai-api", "its-camera-ai-worker", "its-camera-ai-ingest"])
 def test_the_dev_render_s_security_context_and_limits_are_applied(name: str) -> None:
     spec = app_containers.chart_container("Deployment", name)
     args = _args(name)
@@ -56,6 +57,17 @@ def test_the_env_is_the_chart_s_with_the_local_endpoints_and_login() -> None:
     # The CA Secrets have no local source: their mounts and the settings naming them go.
     assert "ITS_KAFKA_SSL_CA_LOCATION" not in env
     assert not any("/etc/its/" in value for value in env.values())
+
+
+def test_the_ingest_runs_the_charts_command_with_its_member_id_set_locally() -> None:
+    spec = app_containers.chart_container("Deployment", "its-camera-ai-ingest")
+    assert spec.pod_fields == ["ITS_INGEST_REPLICA_ID"]  # the pod's name in a cluster
+    local = {**LOCAL, "ITS_INGEST_REPLICA_ID": "local-ingest-0"}
+    args = app_containers.podman_command("n", spec, "img", local, {}, spec.container["command"])
+    assert args[-4:] == ["img", "python", "-m", "app.ingest"]
+    assert "ITS_INGEST_REPLICA_ID=local-ingest-0" in _pairs(args, "--env")
+    with pytest.raises(app_containers.ContainerSpecError, match="ITS_INGEST_REPLICA_ID"):
+        app_containers.podman_command("n", spec, "img", LOCAL, {})
 
 
 def test_what_the_runner_cannot_apply_is_refused() -> None:

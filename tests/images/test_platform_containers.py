@@ -1,7 +1,8 @@
-"""`make up APP=containers`: a local platform of its own whose API and worker are the built
-images run as the dev chart runs them, and the migration Job's command in the API image; the
-smoke check (a frame in through the API, detections out through the API) passes through the
-containers, and `down` removes them."""
+"""`make up APP=containers`: a local platform of its own whose API, worker and ingest are the
+built images run as the dev chart runs them (the ingest in the API's image), and the migration
+Job's command in the API image; the smoke check (a frame in through the API, and a test
+camera's streamed frame in through the ingest, detections out through the API) passes through
+the containers, and `down` removes them."""
 
 from __future__ import annotations
 
@@ -49,7 +50,11 @@ def platform() -> Iterator[tuple[dict[str, str], str]]:
 def _containers() -> dict[str, dict[str, Any]]:
     """The running containers of the app, by name, as `podman container inspect` reports them."""
     listed = json.loads(podman.run(["podman", "ps", "--format", "json"]) or "[]")
-    names = [str(item["Names"][0]) for item in listed if str(item["Names"][0]).endswith(("-api", "-worker"))]
+    names = [
+        str(item["Names"][0])
+        for item in listed
+        if str(item["Names"][0]).endswith(("-api", "-worker", "-ingest"))
+    ]
     if not names:
         return {}
     return {str(c["Name"]): c for c in json.loads(podman.run(["podman", "container", "inspect", *names]))}
@@ -58,11 +63,16 @@ def _containers() -> dict[str, dict[str, Any]]:
 def test_the_smoke_check_passes_through_the_containers(platform: tuple[dict[str, str], str]) -> None:
     _, output = platform
     assert "smoke OK" in output, output[-3000:]
+    assert "stream smoke OK" in output, output[-3000:]
     # The chart's migration Job command ran in the API image as the Job would (its own identity).
     assert "migration Job (container): schema at head" in output
     running = _containers()
-    images = {str(info["ImageName"]) for info in running.values()}
-    assert images == {build.reference("api"), build.reference("worker")}
+    images = {name.rsplit("-", 1)[1]: str(info["ImageName"]) for name, info in running.items()}
+    assert images == {
+        "api": build.reference("api"),
+        "worker": build.reference("worker"),
+        "ingest": build.reference("api"),
+    }
     for info in running.values():
         config, host = info["Config"], info["HostConfig"]
         assert config["User"] == "10001:10001"

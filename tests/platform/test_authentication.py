@@ -28,6 +28,7 @@ from infra.kernel.health import wait_until
 from infra.kernel.layout import HOST
 from infra.local.alerts import AlertReceiver
 from infra.local.stacks import Redis
+from infra.local.stacks.cameras import STREAM_CAMERAS
 from tests.conftest import RunningPlatform
 
 pytestmark = pytest.mark.platform
@@ -154,7 +155,7 @@ def _acl_log(client: redis.Redis) -> list[dict[str, Any]]:
 
 
 # What the probes below ask as the API's user, refused on purpose.
-PROBED = {"flushall", "config|get", "config|set", "keys", "hset"}
+PROBED = {"flushall", "config|get", "config|set", "keys", "hset", "hgetall", "incr"}
 PROBED |= {"sentinel|failover", "sentinel|set", "sentinel|remove"}
 
 
@@ -163,7 +164,7 @@ def _deliberate(entry: dict[str, Any]) -> bool:
     if entry.get("reason") == "auth":
         return entry.get("username") in {"default", "stranger"}
     probed = PROBE in str(entry.get("object")) or entry.get("object") in PROBED
-    return entry.get("username") == "its-api" and probed
+    return entry.get("username") in {"its-api", "its-ingest"} and probed
 
 
 def test_the_app_runs_without_a_single_acl_refusal(local_platform: RunningPlatform) -> None:
@@ -173,6 +174,14 @@ def test_the_app_runs_without_a_single_acl_refusal(local_platform: RunningPlatfo
     was refused a command it needs. (The exporter is refused CONFIG GET on purpose: redis.yaml
     says why.)"""
     result = run_smoke(local_platform.api_url, local_platform.operator_key, 120)
+    # A streaming camera's health: the ingest writes it (its membership too, every second), the
+    # API reads it from a replica.
+    streaming = httpx.get(
+        f"{local_platform.api_url}/v1/cameras/{STREAM_CAMERAS[0]}",
+        headers={"X-API-Key": local_platform.operator_key},
+        timeout=10,
+    )
+    assert streaming.status_code == 200 and streaming.json()["stream"]["reader"], streaming.text
     # The worker writes the latest counts after the detections, and the API reads them from a
     # replica: poll until the smoke frame's counts arrive (through both identities' Redis users).
     deadline = time.monotonic() + 60
@@ -327,6 +336,59 @@ def test_the_api_kafka_user_can_neither_consume_camera_events_nor_write_alerts(
     assert refused in errors, errors
 
 
+def test_the_ingest_kafka_user_writes_camera_events_only(local_platform: RunningPlatform) -> None:
+    ingest = kafka_login(local_platform, "its-ingest")
+    assert ingest["sasl.username"] == "its-ingest"
+    error, _, _ = _produce_once(ingest, ALERTS, b"the ingest never raises alerts")
+    assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+    refused = KafkaError.GROUP_AUTHORIZATION_FAILED
+    errors = _consume_errors(
+        {**ingest, "group.id": "its-worker"}, lambda c: c.subscribe([CAMERA_EVENTS]), refused
+    )
+    assert refused in errors, errors
+
+
+def test_the_ingest_redis_user_is_confined_to_its_membership_and_health(
+    local_platform: RunningPlatform,
+) -> None:
+    creds = redis_login(local_platform, "its-ingest")
+    sentinel = redis.Redis(
+        host=HOST,
+        port=local_platform.cfg.ports.many("sentinel")[0],
+        username=creds["sentinel_username"],
+        password=creds["sentinel_password"],
+        socket_timeout=2,
+    )
+    masters = cast(dict[str, dict[str, Any]], sentinel.sentinel_masters())
+    master = redis.Redis(
+        host=str(masters[MASTER]["ip"]),
+        port=int(masters[MASTER]["port"]),
+        username=creds["username"],
+        password=creds["password"],
+        socket_timeout=2,
+    )
+    # What the ingest sends: its membership and a camera's health, each in MULTI/EXEC.
+    members, health = f"its:ingest:{PROBE}-members", f"its:ingest:camera:{PROBE}-cam"
+    with master.pipeline(transaction=True) as pipe:
+        pipe.zadd(members, {"probe-replica": time.time() + 5})
+        pipe.zremrangebyscore(members, "-inf", time.time())
+        pipe.zrangebyscore(members, time.time(), "+inf")
+        pipe.hset(health, mapping={"state": "online"})
+        pipe.expire(health, 60)
+        assert pipe.execute()[2] == [b"probe-replica"]
+    assert master.zrem(members, "probe-replica") == 1
+    refused = redis.exceptions.NoPermissionError
+    with pytest.raises(refused):
+        master.hset(f"its:counts:latest:{PROBE}", "car", 1)  # the worker's keys
+    with pytest.raises(refused):
+        master.incr(f"its:ratelimit:{PROBE}")  # the API's
+    with pytest.raises(refused):
+        master.hgetall(health)  # it writes health; the API reads it
+    with pytest.raises(refused):
+        master.flushall()
+    local_platform.platform.stack(Redis).client(int(masters[MASTER]["port"])).delete(health)
+
+
 def test_the_worker_kafka_user_cannot_write_camera_events(local_platform: RunningPlatform) -> None:
     worker = kafka_login(local_platform, "its-worker")
     error, _, _ = _produce_once(worker, CAMERA_EVENTS, b"the worker never writes frames")
@@ -433,7 +495,7 @@ def test_the_api_redis_user_is_confined_to_its_keys_and_commands(local_platform:
 
 def test_vault_gives_each_identity_its_own_data_plane_credentials(local_platform: RunningPlatform) -> None:
     seen: dict[str, str] = {}
-    for identity in ("its-api", "its-worker"):
+    for identity in ("its-api", "its-worker", "its-ingest"):
         prefix = identity.removeprefix("its-")
         for store in ("kafka", "redis"):
             creds = vault_credentials(local_platform, identity, f"its/{prefix}/{store}")

@@ -39,8 +39,10 @@ def test_every_service_listens_on_loopback_only(local_platform: RunningPlatform,
     for name, offsets in ports.items():
         for offset in offsets if isinstance(offsets, list) else [offsets]:
             port = local_platform.cfg.port_base + offset
-            if name in {"etcd_peer", "minio_console"}:
-                continue  # peers and consoles answer only when used
+            if name in {"etcd_peer", "minio_console", "ingest_handover_metrics"}:
+                # Peers and consoles answer only when used; the second ingest replica runs only
+                # during the handover test (tests/ingest).
+                continue
             assert host.socket(f"tcp://127.0.0.1:{port}").is_listening, f"{name} not listening on {port}"
             assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening, f"{name} listens on every address"
 
@@ -180,10 +182,16 @@ def _as(local_platform: RunningPlatform, user: ServiceUser) -> Minio:
 def test_each_identity_of_minio_is_scoped_by_its_policy(local_platform: RunningPlatform) -> None:
     users, b = buckets().users, buckets().buckets
     api, worker = _as(local_platform, users.api), _as(local_platform, users.worker)
+    ingest = _as(local_platform, users.ingest)
     body = b"frame"
     api.put_object(b.frames.name, "frames/scope-test/a.jpg", BytesIO(body), len(body))
+    ingest.put_object(b.frames.name, "frames/scope-test/streamed.jpg", BytesIO(body), len(body))
     assert worker.get_object(b.frames.name, "frames/scope-test/a.jpg").read() == body
+    assert worker.get_object(b.frames.name, "frames/scope-test/streamed.jpg").read() == body
     denied: list[Callable[[], object]] = [
+        lambda: ingest.get_object(b.frames.name, "frames/scope-test/a.jpg"),  # writes, never reads
+        lambda: ingest.put_object(b.models.name, "models/x.pt", BytesIO(body), len(body)),
+        lambda: ingest.put_object(b.frames.name, "elsewhere/c.jpg", BytesIO(body), len(body)),
         lambda: api.get_object(b.frames.name, "frames/scope-test/a.jpg"),  # the API never reads frames
         lambda: worker.put_object(b.frames.name, "frames/scope-test/b.jpg", BytesIO(body), len(body)),
         lambda: api.put_object(b.frames.name, "elsewhere/c.jpg", BytesIO(body), len(body)),

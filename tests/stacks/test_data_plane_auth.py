@@ -133,11 +133,15 @@ def test_the_acls_are_users_yaml_and_nothing_more() -> None:
         shared.topics.vehicle_detections.name,
         shared.topics.alerts.name,
     )
-    api, worker = "User:its-api", "User:its-worker"
+    api, worker, ingest = "User:its-api", "User:its-worker", "User:its-ingest"
     expected = {
         Acl(api, "topic", camera, "Write"),
         Acl(api, "topic", camera, "Describe"),
         Acl(api, "cluster", CLUSTER_RESOURCE, "IdempotentWrite"),
+        # The ingest writes camera events as the API does, and nothing else.
+        Acl(ingest, "topic", camera, "Write"),
+        Acl(ingest, "topic", camera, "Describe"),
+        Acl(ingest, "cluster", CLUSTER_RESOURCE, "IdempotentWrite"),
         Acl(worker, "topic", camera, "Read"),
         Acl(worker, "topic", camera, "Describe"),
         Acl(worker, "group", "its-worker", "Read"),
@@ -192,14 +196,19 @@ def test_every_app_identity_gets_its_credentials_from_its_own_vault_path(platfor
     written = platform.stack(Vault).app_secrets()
     declared = vault_layout().secrets
     assert set(written) == set(declared)
-    for identity, prefix in (("its-api", "its/api"), ("its-worker", "its/worker")):
+    for identity, prefix in (
+        ("its-api", "its/api"),
+        ("its-worker", "its/worker"),
+        ("its-ingest", "its/ingest"),
+    ):
         assert written[f"{prefix}/kafka"]["username"] == identity
         assert written[f"{prefix}/redis"]["username"] == identity
         assert written[f"{prefix}/redis"]["sentinel_username"] == identity
         env = platform.stack(App).environment(identity)
         assert env["ITS_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
         assert env["ITS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
-    assert written["its/api/kafka"]["password"] != written["its/worker/kafka"]["password"]
+    passwords = {written[f"its/{name}/kafka"]["password"] for name in ("api", "worker", "ingest")}
+    assert len(passwords) == 3
 
 
 def _readable(policy: str, path: str) -> bool:
@@ -209,7 +218,9 @@ def _readable(policy: str, path: str) -> bool:
 
 def test_each_identity_s_policy_reads_its_own_data_plane_credentials_only() -> None:
     """Checked here on the policy files: the local Vault-API server enforces no policy."""
-    for policy, own, other in (("its-api", "its/api", "its/worker"), ("its-worker", "its/worker", "its/api")):
+    identities = {"its-api": "its/api", "its-worker": "its/worker", "its-ingest": "its/ingest"}
+    for policy, own in identities.items():
         for store in ("kafka", "redis"):
             assert _readable(policy, f"{own}/{store}"), (policy, store)
-            assert not _readable(policy, f"{other}/{store}"), (policy, store)
+            for other in set(identities.values()) - {own}:
+                assert not _readable(policy, f"{other}/{store}"), (policy, store)

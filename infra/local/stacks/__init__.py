@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from infra.local.stacks.app import App
 from infra.local.stacks.base import Context, Stack
+from infra.local.stacks.cameras import Cameras
 from infra.local.stacks.kafka import Kafka
 from infra.local.stacks.minio import Minio
 from infra.local.stacks.monitoring import Monitoring
@@ -12,11 +13,12 @@ from infra.local.stacks.postgres import Postgres
 from infra.local.stacks.redis import Redis
 from infra.local.stacks.vault import Vault
 
-START_ORDER: tuple[type[Stack], ...] = (Postgres, Redis, Kafka, Minio, Vault, Monitoring, App)
+START_ORDER: tuple[type[Stack], ...] = (Postgres, Redis, Kafka, Minio, Vault, Monitoring, Cameras, App)
 
 __all__ = [
     "START_ORDER",
     "App",
+    "Cameras",
     "Context",
     "Kafka",
     "Minio",

@@ -1,7 +1,7 @@
-"""The app: the API (uvicorn) and the YOLO worker, with the same ITS_* settings the Helm chart
-sets, their Vault AppRole identities provisioned by the vault stack. ITS_APP_RUNTIME=containers
-(`make up APP=containers`) runs both from the built images as the chart runs them
-(infra/local/app_containers.py); the default runs them as host processes."""
+"""The app: the API (uvicorn), the YOLO worker and the stream ingest, with the same ITS_*
+settings the Helm chart sets, their Vault AppRole identities provisioned by the vault stack.
+ITS_APP_RUNTIME=containers (`make up APP=containers`) runs them from the built images as the chart
+runs them (infra/local/app_containers.py); the default runs them as host processes."""
 
 from __future__ import annotations
 
@@ -21,10 +21,14 @@ from infra.kernel.programs import Program
 from infra.local import app_containers
 from infra.local.secrets import LOCAL_CAMERAS
 from infra.local.stacks.base import Stack, endpoints, http_ok, url
+from infra.local.stacks.cameras import STREAM_CAMERAS, STREAM_SECRET, stream_url
 from infra.local.stacks.postgres import DATABASE
 
 API_IDENTITY = "its-api"
 WORKER_IDENTITY = "its-worker"
+INGEST_IDENTITY = "its-ingest"
+# The rate the local stream cameras are sampled at (frames per second).
+STREAM_SAMPLE_FPS = 1.0
 MIGRATE_IDENTITY = "its-migrate"
 
 
@@ -67,6 +71,28 @@ class App(Stack):
             "YOLO_CONFIG_DIR": str(self.cfg.path("ultralytics")),
         }
 
+    def ingest_environment(self, replica: int) -> dict[str, str]:
+        """Ingest replica `replica` (0: the platform's; 1: the one the handover test starts)."""
+        return {
+            **self.environment(INGEST_IDENTITY),
+            "ITS_INGEST_METRICS_HOST": HOST,
+            "ITS_INGEST_METRICS_PORT": str(self.ingest_port(replica)),
+            "ITS_INGEST_REPLICA_ID": f"local-ingest-{replica}",
+        }
+
+    def ingest_port(self, replica: int) -> int:
+        return self.ports.ingest_handover_metrics if replica else self.ports.ingest_metrics
+
+    def ingest_program(self, python: str) -> Program:
+        return Program(
+            "ingest",
+            self.name,
+            [python, "-m", "app.ingest"],
+            environment=self.ingest_environment(0),
+            stopwaitsecs=30,
+            startsecs=5,
+        )
+
     def api_command(self, python: str) -> list[str]:
         port = str(self.ports.api)
         return [
@@ -104,27 +130,33 @@ class App(Stack):
                 stopwaitsecs=60,
                 startsecs=5,
             ),
+            self.ingest_program(py),
         ]
 
     def container_programs(self) -> list[Program]:
-        """The API and the worker as podman containers of the built images, with the dev render's
+        """The API, the worker and the ingest as podman containers of the built images (the
+        ingest runs in the API's image, as the chart runs it), with the dev render's
         securityContext, env, mounts and limits (infra/local/app_containers.py)."""
         env = {"CONTAINERS_CONF": str(podman.CONTAINERS_CONF), "PATH": os.environ.get("PATH", "")}
         programs = []
-        for name, identity, kind_name, extra in (
-            ("api", API_IDENTITY, "its-camera-ai-api", self.api_command("python")),
-            ("worker", WORKER_IDENTITY, "its-camera-ai-worker", []),
+        for name, image, local, kind_name in (
+            ("api", "api", self.environment(API_IDENTITY), "its-camera-ai-api"),
+            ("worker", "worker", self.environment(WORKER_IDENTITY), "its-camera-ai-worker"),
+            ("ingest", "api", self.ingest_environment(0), "its-camera-ai-ingest"),
         ):
-            local = self.environment(identity)
-            secret_id = self.container_secret_id(identity)
+            secret_id = self.container_secret_id(local["ITS_VAULT_ROLE"])
             local["ITS_VAULT_SECRET_ID_FILE"] = str(secret_id)
+            spec = app_containers.chart_container("Deployment", kind_name)
+            # The API on the local port; the others as the chart runs them (the image's command,
+            # or the Deployment's own: the ingest runs in the API's image).
+            command = self.api_command("python") if name == "api" else spec.container.get("command")
             command = app_containers.podman_command(
                 f"its-{self.ports.api}-{name}",
-                app_containers.chart_container("Deployment", kind_name),
-                build.reference(name),
+                spec,
+                build.reference(image),
                 local,
                 {str(secret_id): str(secret_id)},
-                extra or None,
+                command,
             )
             if name == "worker":  # the same CPU share as the host worker (see programs())
                 command = ["chrt", "--idle", "0", *command]
@@ -176,18 +208,35 @@ class App(Stack):
         super().start()
 
     def provision(self) -> str:
-        """The cameras the local camera keys are bound to, registered through the API."""
-        operator = self.secrets.api_credentials().operator
+        """The cameras the local camera keys are bound to, and the test cameras that stream,
+        registered through the API."""
         for camera in LOCAL_CAMERAS:
-            response = httpx.post(
-                f"{self.api_url}/v1/cameras",
-                json={"id": camera, "name": f"Local camera {camera}"},
-                headers={"X-API-Key": operator},
-                timeout=10,
+            self.register({"id": camera, "name": f"Local camera {camera}"})
+        for camera in STREAM_CAMERAS:
+            self.register(
+                {
+                    "id": camera,
+                    "name": f"Local streaming camera {camera}",
+                    "stream_url": stream_url(self.ports.camera_rtsp, camera),
+                    "stream_secret": STREAM_SECRET,
+                    "sample_fps": STREAM_SAMPLE_FPS,
+                }
             )
-            if response.status_code not in (201, 409):
-                raise RuntimeError(f"registering {camera}: {response.status_code} {response.text}")
-        return f"cameras {', '.join(LOCAL_CAMERAS)} registered; API keys in {self.secrets.credentials_file}"
+        return (
+            f"cameras {', '.join(LOCAL_CAMERAS)} and streaming {', '.join(STREAM_CAMERAS)} registered; "
+            f"API keys in {self.secrets.credentials_file}"
+        )
+
+    def register(self, camera: dict[str, object]) -> None:
+        """Register a camera with the operator key (already registered: left as it is)."""
+        response = httpx.post(
+            f"{self.api_url}/v1/cameras",
+            json=camera,
+            headers={"X-API-Key": self.secrets.api_credentials().operator},
+            timeout=10,
+        )
+        if response.status_code not in (201, 409):
+            raise RuntimeError(f"registering {camera['id']}: {response.status_code} {response.text}")
 
     def api(self) -> Health:
         ok, detail = http_ok(f"{self.api_url}/readyz", timeout=5)
@@ -199,16 +248,21 @@ class App(Stack):
         ok, detail = http_ok(url(self.ports.worker_metrics, "/healthz"))
         return Health(ok, {"healthz": detail}, endpoints(self.ports.worker_metrics))
 
+    def ingest(self, replica: int = 0) -> Health:
+        port = self.ingest_port(replica)
+        ok, detail = http_ok(url(port, "/healthz"))
+        return Health(ok, {"healthz": detail}, endpoints(port))
+
     def health(self) -> Health:
-        api, worker = self.api(), self.worker()
+        api, worker, ingest = self.api(), self.worker(), self.ingest()
         return Health(
-            api.healthy and worker.healthy,
-            {"api": api.detail, "worker": worker.detail},
-            api.endpoints + worker.endpoints,
+            api.healthy and worker.healthy and ingest.healthy,
+            {"api": api.detail, "worker": worker.detail, "ingest": ingest.detail},
+            api.endpoints + worker.endpoints + ingest.endpoints,
         )
 
     def status_names(self) -> tuple[str, ...]:
-        return ("api", "worker")
+        return ("api", "worker", "ingest")
 
     def status(self) -> dict[str, Health]:
-        return {"api": self.api(), "worker": self.worker()}
+        return {"api": self.api(), "worker": self.worker(), "ingest": self.ingest()}

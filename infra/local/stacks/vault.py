@@ -31,8 +31,9 @@ from infra.kernel.health import Health, wait_until
 from infra.kernel.layout import HOST
 from infra.kernel.programs import Program
 from infra.local.secrets import PlatformSecrets
-from infra.local.stacks.app import API_IDENTITY, WORKER_IDENTITY
+from infra.local.stacks.app import API_IDENTITY, INGEST_IDENTITY, WORKER_IDENTITY
 from infra.local.stacks.base import Stack, endpoints, url
+from infra.local.stacks.cameras import STREAM_PASSWORD_SECRET, STREAM_SECRET, STREAM_USER
 from infra.local.stacks.postgres import password_secret
 
 SERVER = "RustyVault (Vault HTTP API); policies not enforced"
@@ -153,9 +154,12 @@ class Vault(Stack):
             "its/api/pepper": {"pepper": self.secrets["api_pepper"]},
             "its/worker/postgres": postgres(roles.worker),
             "its/worker/minio": minio(users.worker),
+            "its/ingest/postgres": postgres(roles.ingest),
+            "its/ingest/minio": minio(users.ingest),
             "its/migrate/postgres": postgres(roles.owner),
             **self.data_plane_secrets("its/api", API_IDENTITY),
             **self.data_plane_secrets("its/worker", WORKER_IDENTITY),
+            **self.data_plane_secrets("its/ingest", INGEST_IDENTITY),
         }
 
     def data_plane_secrets(self, prefix: str, identity: str) -> dict[str, dict[str, Any]]:
@@ -214,6 +218,12 @@ class Vault(Stack):
                 secret_file.write_text(secret_id)
                 secret_file.chmod(0o600)
             self.secrets[f"vault_role_id:{role.name}"] = role_id
+        # The local test cameras' login, at the path they reference (operators write a real
+        # camera's: README, "Cameras that stream").
+        stream_login = {"username": STREAM_USER, "password": self.secrets[STREAM_PASSWORD_SECRET]}
+        vault.write_data(
+            f"{mount}/data/{STREAM_SECRET}", data={"data": stream_login, "metadata": {"version": 1}}
+        )
         self.secrets["vault_policies_checked"] = policies
         roles = ", ".join(r.name for r in layout.approles)
         return f"kv mount {mount}, approles {roles}; policies checked, not enforced"

@@ -157,6 +157,10 @@ host: {{ .host }}
 {{- with .Values.platform.local }}{{ .workerMetricsPort | int }}{{ else }}{{ .Values.worker.metricsPort | int }}{{ end }}
 {{- end }}
 
+{{- define "its.ingestMetricsPort" -}}
+{{- with .Values.platform.local }}{{ .ingestMetricsPort | int }}{{ else }}{{ .Values.ingest.metricsPort | int }}{{ end }}
+{{- end }}
+
 {{- define "its.pullPolicy" -}}
 {{- if .Values.platform.local }}Never{{ else }}{{ .Values.image.pullPolicy }}{{ end }}
 {{- end }}
@@ -445,4 +449,76 @@ seccompProfile:
 {{- $pg := .Files.Get "files/postgres.yaml" | fromYaml }}
 {{- $path := required (printf "files/postgres.yaml (-> infrastructure/database/postgres.yaml): environments has no %q" .Values.environment) (get (default dict $pg.environments) .Values.environment) }}
 {{- ternary "on" "off" (eq $path "timescale") }}
+{{- end }}
+
+{{/* A component's PodDisruptionBudget (dict "ctx" . "component" "worker"), from its pdb values. */}}
+{{- define "its.pdb" -}}
+{{- $ctx := . }}
+{{- $pdb := (index .ctx.Values .component).pdb }}
+{{- if $pdb.enabled }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "its.componentName" $ctx }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "its.labels" $ctx | nindent 4 }}
+spec:
+  maxUnavailable: {{ $pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "its.selectorLabels" $ctx | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/* The Service of a component that serves only metrics and health (the worker, the ingest):
+     what its ServiceMonitor selects. */}}
+{{- define "its.metricsService" -}}
+{{- $ctx := . }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "its.componentName" $ctx }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "its.labels" $ctx | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "its.selectorLabels" $ctx | nindent 4 }}
+  ports:
+    - name: metrics
+      port: {{ (index .ctx.Values .component).metricsPort }}
+      targetPort: metrics
+      protocol: TCP
+{{- end }}
+
+{{/* A component's ServiceMonitor (dict "ctx" . "component" "worker" "port" "metrics"), rendered
+     only where the Prometheus operator's API is served. */}}
+{{- define "its.serviceMonitor" -}}
+{{- $ctx := . }}
+{{- $values := .ctx.Values }}
+{{- if and $values.serviceMonitor.enabled (.ctx.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "its.componentName" $ctx }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "its.labels" $ctx | nindent 4 }}
+    {{- with $values.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "its.selectorLabels" $ctx | nindent 6 }}
+  namespaceSelector:
+    matchNames: [{{ .ctx.Release.Namespace }}]
+  endpoints:
+    - port: {{ .port }}
+      path: /metrics
+      interval: {{ $values.serviceMonitor.interval }}
+      scrapeTimeout: {{ $values.serviceMonitor.scrapeTimeout }}
+{{- end }}
 {{- end }}
