@@ -19,6 +19,7 @@ from infra.charts import env_render
 from infra.cluster.config import ARGOCD_NAMESPACE
 from infra.cluster.node import LABEL, NODE_NAME, RUNTIME_CLASS, TAINT, pod_log
 from infra.cluster.nodes import KWOK_ANNOTATION
+from infra.facts.vault import vault_layout
 from infra.kernel.layout import HOST
 from tests.cluster.conftest import APP_NAMESPACE, LocalCluster
 
@@ -238,8 +239,6 @@ def test_the_local_only_values_reach_the_app_through_the_root_application(
     assert local["runtimeClassName"] == RUNTIME_CLASS and local["host"] == HOST
     secret = local_cluster.core.read_namespaced_secret(local["vault"]["appRoleSecret"], APP_NAMESPACE)
     assert sorted(secret.data) == sorted(
-        f"{role}.{part}"
-        for role in ("its-api", "its-worker", "its-migrate")
-        for part in ("role-id", "secret-id")
+        f"{role.name}.{part}" for role in vault_layout().approles for part in ("role-id", "secret-id")
     )
     assert "argocd.argoproj.io/tracking-id" not in (secret.metadata.annotations or {})
