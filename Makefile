@@ -16,12 +16,12 @@ help:
 	@echo "make cluster-up    a real Kubernetes control plane + kwok nodes of STACK (dev) + ArgoCD syncing it"
 	@echo "                   (dev, after make up: a real kubelet node running the app's pods)"
 	@echo "make cluster-down  stop every process of the local cluster"
-	@echo "make images    build the base, API and worker images (cached by input hash); record the digests in STACK (dev)"
+	@echo "make images    build the bases, the API, ingest and worker images (cached by input hash); record the digests in STACK (dev)"
 
 install:
 	@tools/install.sh
 
-# APP=containers: the API and the worker run from the built images, as the dev chart runs them.
+# APP=containers: the API, the worker and the ingest run from their built images, as the dev chart runs them.
 ifdef APP
 export ITS_APP_RUNTIME := $(APP)
 endif

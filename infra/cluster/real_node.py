@@ -28,6 +28,7 @@ from infra.cluster import app_values, argocd, containerd, node
 from infra.cluster.config import ClusterConfig
 from infra.cluster.local_platform import LocalPlatform
 from infra.cluster.pki import admin_token, node_token
+from infra.facts.images import images_file
 from infra.images import build, pause
 from infra.kernel.health import Health, wait_until
 from infra.kernel.supervisor import Supervisor
@@ -63,7 +64,7 @@ class RealNode:
         log("==> [cluster-up] real node: the pod sandbox and app images (built unless cached)")
         sandbox = pause.build()
         images = {}
-        for image in ("api", "worker"):
+        for image in images_file().images:
             built = build.build(image)
             log(f"    {built.line()}")
             images[image] = built.reference

@@ -19,6 +19,12 @@ REQUIREMENTS_LOCK = REPO_ROOT / "requirements.lock"
 _RELATIVE = r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$"
 
 
+def _check_relative(paths: tuple[str, ...]) -> None:
+    for path in paths:
+        if path.startswith("/") or ".." in Path(path).parts:
+            raise ValueError(f"{path!r}: a path inside the repository")
+
+
 class Base(Strict):
     # Debian package names (the rest of the root filesystem is what they and minbase pull in).
     include: tuple[str, ...] = Field(min_length=1)
@@ -27,6 +33,8 @@ class Base(Strict):
 class Image(Strict):
     repository: str = Field(pattern=r"^[a-z0-9][a-z0-9./-]*$")
     containerfile: str = Field(pattern=_RELATIVE)
+    # The Containerfile's stage that is the image (`--target`), where one file builds several.
+    target: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
     base: str
     # pyproject optional groups whose closure the image installs.
     groups: tuple[str, ...] = Field(min_length=1)
@@ -35,15 +43,15 @@ class Image(Strict):
 
     @model_validator(mode="after")
     def _relative_paths(self) -> Image:
-        for path in (*self.sources, *self.exclude):
-            if path.startswith("/") or ".." in Path(path).parts:
-                raise ValueError(f"{path!r}: a path inside the repository")
+        _check_relative((*self.sources, *self.exclude))
         return self
 
 
 class ImagesFile(Strict):
     suite: str = Field(pattern=r"^[a-z]+$")
     bases: dict[str, Base] = Field(min_length=1)
+    # Copied into every image before its own sources (app/common and the fact files it reads).
+    service_sources: tuple[str, ...] = ()
     images: dict[str, Image] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -53,7 +61,12 @@ class ImagesFile(Strict):
                 raise ValueError(
                     f"images.{name}.base: {image.base!r} is not one of bases {sorted(self.bases)}"
                 )
+        _check_relative(self.service_sources)
         return self
+
+    def sources(self, image: str) -> tuple[str, ...]:
+        """Everything IMAGE copies: the shared service sources, then its own."""
+        return (*self.service_sources, *self.images[image].sources)
 
 
 @cache

@@ -36,11 +36,13 @@ class Built:
         return f"{self.image}: {self.reference} {self.size_mb} MB {self.digest} ({how})"
 
 
-def source_files(spec: Image) -> list[str]:
-    """The repository files an image copies: its sources, tracked or new (not ignored), minus its
-    excludes and bytecode."""
+def source_files(image: str) -> list[str]:
+    """The repository files an image copies: the shared service sources and its own, tracked or
+    new (not ignored), minus its excludes and bytecode."""
+    spec = images_file().images[image]
+    sources = images_file().sources(image)
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *spec.sources],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *sources],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -58,11 +60,13 @@ def source_files(spec: Image) -> list[str]:
 
 
 def tag(image: str) -> str:
-    """The hash of everything that decides the image: base, Containerfile, lock, sources."""
+    """The hash of everything that decides the image: base, Containerfile and stage, lock, sources."""
     spec = images_file().images[image]
     digest = hashlib.sha256()
-    digest.update(f"{_BUILDER_VERSION}\0{base.reference(spec.base)}\0{versions()['PIP_VERSION']}\0".encode())
-    for path in (spec.containerfile, relative(lock_file(image)), *source_files(spec)):
+    digest.update(
+        f"{_BUILDER_VERSION}\0{base.reference(spec.base)}\0{versions()['PIP_VERSION']}\0{spec.target}\0".encode()
+    )
+    for path in (spec.containerfile, relative(lock_file(image)), *source_files(image)):
         digest.update(path.encode() + b"\0" + (REPO_ROOT / path).read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -108,7 +112,7 @@ def _pip_download(args: list[str], dest: Path) -> None:
 
 
 def _context(image: str, spec: Image, directory: Path) -> None:
-    for name in source_files(spec):
+    for name in source_files(image):
         target = directory / "srv" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
@@ -143,6 +147,7 @@ def build(image: str) -> Built:
                 f"{WHEELHOUSE}:/wheels:ro",
                 "--volume",
                 f"{pip_dir}:/pip:ro",
+                *(["--target", spec.target] if spec.target else []),
                 "--file",
                 str(context / "Containerfile"),
                 "--tag",

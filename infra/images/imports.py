@@ -7,7 +7,6 @@ import ast
 import sys
 from collections.abc import Iterator
 
-from infra.facts.images import images_file
 from infra.facts.paths import REPO_ROOT
 from infra.images.build import source_files
 
@@ -26,7 +25,7 @@ def _imports(tree: ast.AST) -> Iterator[str]:
 
 
 def python_sources(image: str) -> list[str]:
-    return [name for name in source_files(images_file().images[image]) if name.endswith(".py")]
+    return [name for name in source_files(image) if name.endswith(".py")]
 
 
 def third_party_modules(image: str) -> list[str]:

@@ -706,16 +706,21 @@ def _images(rendered: Rendered) -> dict[str, str]:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_an_image_digest_is_deployed_by_digest(env: str, tmp_path: Path) -> None:
     """The digests `make images` records (infra/images/gitops.py) render as repository@digest for
-    the API, the migration Job, the helm test pod and the worker; without one, the tag."""
+    the API, the migration Job, the helm test pod, the worker and the ingest; without one, the tag."""
     values = tmp_path / "values.yaml"
     values.write_text(env_values_file("its-camera-ai", env).read_text())
-    api, worker = "sha256:" + "a" * 64, "sha256:" + "b" * 64
-    gitops.record(values, {"api": ("0123456789ab", api), "worker": ("ba9876543210", worker)})
+    api, worker, ingest = ("sha256:" + c * 64 for c in "abc")
+    gitops.record(
+        values, {"api": ("0123456789ab", api), "worker": ("ba9876543210", worker), "ingest": ("1", ingest)}
+    )
     base = env_render("its-camera-ai", env).render
     images = _images(template(dataclasses.replace(base, value_files=(values,))))
     registry = yaml.safe_load((CHARTS_DIR / "its-camera-ai" / "values.yaml").read_text())["image"]["registry"]
     assert images.pop("its-camera-ai-worker") == f"{registry}/its-camera-ai/worker@{worker}"
+    assert images.pop("its-camera-ai-ingest") == f"{registry}/its-camera-ai/ingest@{ingest}"
     assert images and set(images.values()) == {f"{registry}/its-camera-ai/api@{api}"}, images
     # The environment's own file: a recorded digest, or the tag until one is recorded.
     for image in _images(env_render("its-camera-ai", env)).values():
-        assert re.fullmatch(rf"{registry}/its-camera-ai/(api|worker)(@sha256:[0-9a-f]{{64}}|:[\w.-]+)", image)
+        assert re.fullmatch(
+            rf"{registry}/its-camera-ai/(api|worker|ingest)(@sha256:[0-9a-f]{{64}}|:[\w.-]+)", image
+        )

@@ -16,6 +16,7 @@ from infra.cluster.app_values import APPROLE_SECRET, platform_values
 from infra.cluster.config import ClusterConfig
 from infra.cluster.local_platform import LocalPlatform
 from infra.cluster.node import RUNTIME_CLASS
+from infra.facts.images import images_file
 from infra.kernel.layout import HOST
 from tests.charts import policy
 from tests.charts.helm import (
@@ -28,10 +29,7 @@ from tests.charts.helm import (
     template,
 )
 
-IMAGES = {
-    "api": "localhost/its-camera-ai/api:0123456789ab",
-    "worker": "localhost/its-camera-ai/worker:0123456789ab",
-}
+IMAGES = {name: f"localhost/{spec.repository}:0123456789ab" for name, spec in images_file().images.items()}
 LOOPBACK = re.compile(r"^127(\.\d{1,3}){3}$")
 
 

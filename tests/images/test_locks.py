@@ -48,12 +48,14 @@ def test_each_group_requirement_is_in_its_image_lock() -> None:
         assert direct <= names, image
 
 
-def test_the_worker_lock_holds_the_api_lock_but_the_ingest() -> None:
-    """The app group is in both; PyAV (the ingest, which runs in the API's image) only in the API's."""
-    api, worker = image_lock("api"), image_lock("worker")
-    assert set(api) - {canonicalize_name("av")} <= set(worker)
-    assert "torch" in worker and "torch" not in api
-    assert "av" in api and "av" not in worker
+def test_the_app_group_is_in_every_lock_and_each_service_adds_only_its_own() -> None:
+    """The API's lock is the app group's closure; the ingest adds PyAV (with its bundled FFmpeg,
+    kept out of the API image), the worker torch; neither carries the other's."""
+    api, ingest, worker = image_lock("api"), image_lock("ingest"), image_lock("worker")
+    assert set(api) <= set(ingest) and set(api) <= set(worker)
+    assert set(ingest) - set(api) == {"av"}
+    assert "torch" in worker and "torch" not in api | ingest
+    assert "av" not in api and "av" not in worker
 
 
 def test_torch_runtime_setuptools_is_pinned_by_the_build_system() -> None:

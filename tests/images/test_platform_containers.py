@@ -1,5 +1,5 @@
 """`make up APP=containers`: a local platform of its own whose API, worker and ingest are the
-built images run as the dev chart runs them (the ingest in the API's image), and the migration
+built images run as the dev chart runs them (each service in its own image), and the migration
 Job's command in the API image; the smoke check (a frame in through the API, and a test
 camera's streamed frame in through the ingest, detections out through the API) passes through
 the containers, and `down` removes them."""
@@ -71,7 +71,7 @@ def test_the_smoke_check_passes_through_the_containers(platform: tuple[dict[str,
     assert images == {
         "api": build.reference("api"),
         "worker": build.reference("worker"),
-        "ingest": build.reference("api"),
+        "ingest": build.reference("ingest"),
     }
     for info in running.values():
         config, host = info["Config"], info["HostConfig"]

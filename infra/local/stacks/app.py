@@ -13,6 +13,7 @@ import httpx
 
 from app.common.settings import Settings
 from infra.facts.database import database_roles, role_for
+from infra.facts.images import images_file
 from infra.facts.redis import redis_settings
 from infra.images import build, podman
 from infra.kernel.health import Health
@@ -134,26 +135,25 @@ class App(Stack):
         ]
 
     def container_programs(self) -> list[Program]:
-        """The API, the worker and the ingest as podman containers of the built images (the
-        ingest runs in the API's image, as the chart runs it), with the dev render's
-        securityContext, env, mounts and limits (infra/local/app_containers.py)."""
+        """The API, the worker and the ingest as podman containers of their built images, with
+        the dev render's securityContext, env, mounts and limits (infra/local/app_containers.py)."""
         env = {"CONTAINERS_CONF": str(podman.CONTAINERS_CONF), "PATH": os.environ.get("PATH", "")}
         programs = []
-        for name, image, local, kind_name in (
-            ("api", "api", self.environment(API_IDENTITY), "its-camera-ai-api"),
-            ("worker", "worker", self.environment(WORKER_IDENTITY), "its-camera-ai-worker"),
-            ("ingest", "api", self.ingest_environment(0), "its-camera-ai-ingest"),
+        for name, local in (
+            ("api", self.environment(API_IDENTITY)),
+            ("worker", self.environment(WORKER_IDENTITY)),
+            ("ingest", self.ingest_environment(0)),
         ):
             secret_id = self.container_secret_id(local["ITS_VAULT_ROLE"])
             local["ITS_VAULT_SECRET_ID_FILE"] = str(secret_id)
-            spec = app_containers.chart_container("Deployment", kind_name)
-            # The API on the local port; the others as the chart runs them (the image's command,
-            # or the Deployment's own: the ingest runs in the API's image).
+            spec = app_containers.chart_container("Deployment", f"its-camera-ai-{name}")
+            # The API on the local port; the others as the chart runs them (the Deployment's
+            # command, else the image's).
             command = self.api_command("python") if name == "api" else spec.container.get("command")
             command = app_containers.podman_command(
                 f"its-{self.ports.api}-{name}",
                 spec,
-                build.reference(image),
+                build.reference(name),
                 local,
                 {str(secret_id): str(secret_id)},
                 command,
@@ -200,7 +200,7 @@ class App(Stack):
 
     def start(self) -> None:
         if app_containers.runtime() == "containers":
-            for image in ("api", "worker"):  # cached by the hash of their inputs
+            for image in images_file().images:  # cached by the hash of their inputs
                 print(f"    {build.build(image).line()}", flush=True)
             print(f"    migration Job (container): {self.run_migration_job()}", flush=True)
         # The app's Vault identities exist only now: re-render and reload its programs first.
