@@ -58,6 +58,9 @@ class CameraIn(BaseModel):
     stream_url: str | None = Field(default=None, max_length=STREAM_URL_MAX_LENGTH)
     stream_secret: str | None = Field(default=None, pattern=STREAM_SECRET_PATTERN)
     sample_fps: float = Field(default=1.0, ge=MIN_SAMPLE_FPS, le=MAX_SAMPLE_FPS)
+    # A disabled (retired) camera stays registered with its frames, but its stream is not read
+    # and CameraSilent does not watch it.
+    enabled: bool = True
 
     @field_validator("stream_url")
     @classmethod
@@ -69,6 +72,48 @@ class CameraIn(BaseModel):
         if self.stream_secret is not None and self.stream_url is None:
             raise ValueError("stream_secret is given without a stream_url")
         return self
+
+
+class CameraUpdate(BaseModel):
+    """What an operator may change of a registered camera (its id never): only the fields the
+    request names change. `stream_url: null` stops the camera streaming (and drops its
+    `stream_secret`), `enabled: false` retires it; the ingest applies a change at its next read
+    of the cameras."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    location: str | None = Field(default=None, max_length=200)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    congestion_threshold: int | None = Field(default=None, gt=0, le=10_000)
+    stream_url: str | None = Field(default=None, max_length=STREAM_URL_MAX_LENGTH)
+    stream_secret: str | None = Field(default=None, pattern=STREAM_SECRET_PATTERN)
+    sample_fps: float | None = Field(default=None, ge=MIN_SAMPLE_FPS, le=MAX_SAMPLE_FPS)
+    enabled: bool | None = None
+
+    @field_validator("stream_url")
+    @classmethod
+    def _stream_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_stream_url(value)
+
+    @model_validator(mode="after")
+    def _a_change_that_can_be_stored(self) -> CameraUpdate:
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: name at least one field")
+        # Columns that are NOT NULL: null would mean "unset", which they cannot be.
+        for name in ("name", "congestion_threshold", "sample_fps", "enabled"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if "stream_url" in self.model_fields_set and self.stream_url is None and self.stream_secret:
+            raise ValueError("stream_secret is given while stream_url is cleared")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        """The columns to set, by name (the stream's secret goes with a cleared stream)."""
+        changed: dict[str, object] = {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+        if "stream_url" in changed and changed["stream_url"] is None:
+            changed["stream_secret"] = None
+        return changed
 
 
 class StreamStatus(BaseModel):

@@ -37,7 +37,7 @@ log = logging.getLogger("app.ingest")
 # Bounds the cameras one query returns; far above what one platform registers.
 MAX_STREAMS = 10_000
 CAMERAS_SQL = """SELECT id, stream_url, stream_secret, sample_fps FROM cameras
-                 WHERE stream_url IS NOT NULL ORDER BY id LIMIT $1"""
+                 WHERE stream_url IS NOT NULL AND enabled ORDER BY id LIMIT $1"""
 
 
 def replica_id(settings: Settings) -> str:

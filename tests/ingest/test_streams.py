@@ -79,8 +79,8 @@ def register_streaming(local_platform: RunningPlatform, api: httpx.Client, camer
 @pytest.fixture
 def extra_streams(local_platform: RunningPlatform, api: httpx.Client) -> Iterator[Callable[[str, str], None]]:
     """Registers streaming cameras for one test (camera id, mount); afterwards they stop
-    streaming (their stream columns cleared, so the ingest drops them at its next read of the
-    cameras) and the worker is not kept busy by them for the rest of the session."""
+    streaming through the API (the ingest drops them at its next read of the cameras), so the
+    worker is not kept busy by them for the rest of the session."""
     added: list[str] = []
 
     def register(camera: str, mount: str) -> None:
@@ -88,16 +88,26 @@ def extra_streams(local_platform: RunningPlatform, api: httpx.Client) -> Iterato
         added.append(camera)
 
     yield register
-    with psycopg.connect(local_platform.database_dsn) as conn:
-        conn.execute(
-            "UPDATE cameras SET stream_url = NULL, stream_secret = NULL WHERE id = ANY(%s)", (added,)
-        )
+    for camera in added:
+        stopped = api.patch(f"/v1/cameras/{camera}", json={"stream_url": None})
+        assert stopped.status_code == 200, stopped.text
 
 
 def ingest_metric(port: int, name: str, camera: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     prefix = f'{name}{{camera_id="{camera}"}} '
     return next((float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def wait_released(port: int, camera: str, since: float) -> float:
+    """Seconds from `since` until the ingest has no reader of the camera: the reader's series
+    goes with it (app/ingest/metrics.forget), at the ingest's next read of the cameras."""
+    wait_for(
+        f"{camera}'s reader released",
+        lambda: ingest_metric(port, "its_ingest_frames_read_total", camera) == 0,
+        SETTINGS.ingest_cameras_refresh_seconds + 2 * TICK + 5,
+    )
+    return time.monotonic() - since
 
 
 def duplicate_slots(local_platform: RunningPlatform, cameras: list[str]) -> list[tuple[Any, ...]]:
@@ -152,6 +162,56 @@ def test_stream_urls_with_credentials_are_refused_by_the_api_and_the_database(
         conn.execute(
             "INSERT INTO cameras (id, name, stream_url, sample_fps) VALUES ('fast', 'x', 'rtsp://h/s', 60)"
         )
+
+
+def test_a_stream_stopped_and_restored_through_the_api_is_applied_by_the_ingest(
+    local_platform: RunningPlatform, api: httpx.Client, extra_streams: Callable[[str, str], None]
+) -> None:
+    """An operator stops a camera's stream (PATCH stream_url: null): its secret goes with it, the
+    ingest releases the reader at its next read of the cameras and no frame of it follows; given
+    back, it reads online again; retired (enabled: false), it is released again and shows no
+    stream state. A secret for a camera without a stream and an unknown camera are refused by
+    name."""
+    camera = "patched-cam"
+    extra_streams(camera, STREAM_CAMERAS[0])
+    port = local_platform.cfg.ports.ingest_metrics
+    refresh = SETTINGS.ingest_cameras_refresh_seconds
+    wait_for("online", lambda: stream(api, camera)["state"] == "online", refresh + CONNECT_S + OFFLINE_AFTER)
+
+    stopped = api.patch(f"/v1/cameras/{camera}", json={"stream_url": None})
+    assert stopped.status_code == 200, stopped.text
+    body = stopped.json()
+    assert (body["stream_url"], body["stream_secret"], body["stream"]) == (None, None, None)
+    asked = time.monotonic()
+    released = wait_released(port, camera, asked)
+    time.sleep(1)  # a frame sampled before the release may still be on its way
+    after = time.time()
+    time.sleep(3 / STREAM_SAMPLE_FPS)
+    assert frames_since(local_platform, camera, after) == 0
+
+    refused = api.patch(f"/v1/cameras/{camera}", json={"stream_secret": STREAM_SECRET})
+    assert refused.status_code == 422 and "stream_secret needs a stream_url" in refused.text, refused.text
+    unknown = api.patch("/v1/cameras/no-such-camera", json={"name": "x"})
+    assert unknown.status_code == 404 and "unknown camera 'no-such-camera'" in unknown.text
+
+    url = stream_url(local_platform.cfg.ports.camera_rtsp, STREAM_CAMERAS[0])
+    restored = api.patch(f"/v1/cameras/{camera}", json={"stream_url": url, "stream_secret": STREAM_SECRET})
+    assert restored.status_code == 200, restored.text
+    asked = time.monotonic()
+    wait_for(
+        "online again", lambda: stream(api, camera)["state"] == "online", refresh + CONNECT_S + OFFLINE_AFTER
+    )
+    online = time.monotonic() - asked
+
+    retired = api.patch(f"/v1/cameras/{camera}", json={"enabled": False})
+    assert retired.status_code == 200, retired.text
+    assert (retired.json()["enabled"], retired.json()["stream"]) == (False, None)
+    retired_after = wait_released(port, camera, time.monotonic())
+    assert camera not in [c["id"] for c in api.get("/v1/cameras", params={"stream_state": "offline"}).json()]
+    print(
+        f"stream stopped through the API: reader released after {released:.1f}s (refresh {refresh:.0f}s); "
+        f"restored, online after {online:.1f}s; retired, released after {retired_after:.1f}s"
+    )
 
 
 def test_a_killed_stream_server_goes_offline_alerts_and_comes_back_without_duplicates(

@@ -185,6 +185,41 @@ def test_camera_silence_is_measured_from_registration_then_from_the_latest_frame
     assert not prometheus.query(f'ALERTS{{alertname="CameraSilent", camera_id="{camera}"}}')
 
 
+def _exporters_watching(local_platform: RunningPlatform, camera: str) -> list[int]:
+    """The PostgreSQL exporters (one per member) whose CameraSilent query lists the camera: each
+    runs the query when it is scraped, so this reads the query's answer now."""
+    series = f'its_camera_seconds_since_frame{{camera_id="{camera}"}}'
+    return [
+        port
+        for port in local_platform.cfg.ports.many("postgres_exporter")
+        if series in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    ]
+
+
+def test_a_retired_camera_is_not_watched_and_a_returned_one_is(local_platform: RunningPlatform) -> None:
+    """An operator disables a camera (PATCH enabled: false): CameraSilent's query drops it on every
+    member (a replica once it has replayed the change); enabled again, it is watched again."""
+    camera = _register_camera(local_platform)
+    members = local_platform.cfg.ports.many("postgres_exporter")
+    headers = {"X-API-Key": local_platform.operator_key}
+    deadline = time.monotonic() + 10
+    while _exporters_watching(local_platform, camera) != members:
+        assert time.monotonic() < deadline, "the registered camera is not on every exporter"
+        time.sleep(0.5)
+    for enabled, expected in ((False, []), (True, members)):
+        changed = httpx.patch(
+            f"{local_platform.api_url}/v1/cameras/{camera}",
+            json={"enabled": enabled},
+            headers=headers,
+            timeout=10,
+        )
+        assert changed.status_code == 200 and changed.json()["enabled"] is enabled, changed.text
+        deadline = time.monotonic() + 10
+        while (watching := _exporters_watching(local_platform, camera)) != expected:
+            assert time.monotonic() < deadline, f"enabled={enabled}: exporters {watching} list it"
+            time.sleep(0.5)
+
+
 def test_the_state_directory_filesystem_is_the_local_data_volume(
     local_platform: RunningPlatform, prometheus: Prometheus
 ) -> None:

@@ -1,4 +1,6 @@
-"""Cameras: register, list (optionally by stream state), get (with its stream's health)."""
+"""Cameras: register, change, list (optionally by stream state), get (with its stream's health).
+There is no delete: frames and detections keep their camera (a foreign key), and the API's
+known-camera cache relies on a registered camera staying registered."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from redis.exceptions import RedisError
 
 from app.api.deps import Operator, Reader, State
 from app.api.state import AppState
-from app.common.cameras import Camera, CameraIn, StreamState
+from app.common.cameras import Camera, CameraIn, CameraUpdate, StreamState
 from app.common.contracts import stream_health_key
 from app.common.streams import stream_status
 
@@ -25,8 +27,8 @@ async def register_camera(key: Operator, camera: CameraIn, state: State) -> Came
     try:
         row = await state.db.fetchrow(
             """INSERT INTO cameras (id, name, location, latitude, longitude, congestion_threshold,
-                                    stream_url, stream_secret, sample_fps)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *""",
+                                    stream_url, stream_secret, sample_fps, enabled)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *""",
             camera.id,
             camera.name,
             camera.location,
@@ -36,6 +38,7 @@ async def register_camera(key: Operator, camera: CameraIn, state: State) -> Came
             camera.stream_url,
             camera.stream_secret,
             camera.sample_fps,
+            camera.enabled,
         )
     except asyncpg.UniqueViolationError as error:
         raise HTTPException(
@@ -46,10 +49,36 @@ async def register_camera(key: Operator, camera: CameraIn, state: State) -> Came
     return (await _with_streams(state, [row]))[0]
 
 
+@router.patch("/{camera_id}")
+async def update_camera(key: Operator, camera_id: str, update: CameraUpdate, state: State) -> Camera:
+    """Change a camera: move or stop its stream, its sample rate, its name or threshold; retire
+    it (`enabled: false`) or bring it back."""
+    changes = update.changes()
+    # Column names from the model's own fields only, never from the request's keys.
+    assignments = ", ".join(f"{column} = ${number}" for number, column in enumerate(changes, start=2))
+    try:
+        row = await state.db.fetchrow(
+            f"UPDATE cameras SET {assignments} WHERE id = $1 RETURNING *",  # noqa: S608 - model field names
+            camera_id,
+            *changes.values(),
+        )
+    except asyncpg.CheckViolationError as error:
+        # What the request alone cannot show, the stored row does (the only CHECK the model does
+        # not hold already): a secret given to a camera without a stream.
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"camera {camera_id!r}: stream_secret needs a stream_url ({error.constraint_name})",
+        ) from error
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown camera {camera_id!r}")
+    log.info("camera changed", extra={"camera_id": camera_id, "key_id": key.id, "fields": sorted(changes)})
+    return (await _with_streams(state, [row]))[0]
+
+
 @router.get("")
 async def list_cameras(_: Reader, state: State, stream_state: StreamState | None = None) -> list[Camera]:
     """Every camera (up to 1000), or with `stream_state` only the streaming cameras in that state."""
-    where = "" if stream_state is None else "WHERE stream_url IS NOT NULL"
+    where = "" if stream_state is None else "WHERE stream_url IS NOT NULL AND enabled"
     rows = await state.db.fetch(f"SELECT * FROM cameras {where} ORDER BY id LIMIT {LIST_LIMIT}")  # noqa: S608 - constants only
     cameras = await _with_streams(state, rows)
     if stream_state is None:
@@ -68,8 +97,8 @@ async def get_camera(_: Reader, camera_id: str, state: State) -> Camera:
 
 async def _with_streams(state: AppState, rows: list[asyncpg.Record]) -> list[Camera]:
     """The cameras of `rows`, each streaming one with what the ingest last reported of it (from
-    a Redis replica, in one round trip)."""
-    streaming = [row["id"] for row in rows if row["stream_url"] is not None]
+    a Redis replica, in one round trip). A disabled camera's stream is not read: no status."""
+    streaming = [row["id"] for row in rows if row["stream_url"] is not None and row["enabled"]]
     reports: dict[str, dict[str, str]] = {}
     if streaming:
         try:
@@ -91,7 +120,7 @@ async def _with_streams(state: AppState, rows: list[asyncpg.Record]) -> list[Cam
     cameras = []
     for row in rows:
         camera = Camera.model_validate(dict(row))
-        if camera.stream_url is not None:
+        if camera.stream_url is not None and camera.enabled:
             camera.stream = stream_status(reports.get(camera.id, {}), now, offline_after)
         cameras.append(camera)
     return cameras

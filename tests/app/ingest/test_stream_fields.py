@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.common.cameras import CameraIn
+from app.common.cameras import CameraIn, CameraUpdate
 from app.common.streams import classify, stream_status
 
 
@@ -56,6 +56,39 @@ def test_a_secret_reference_outside_the_stream_prefix_is_refused(secret: str) ->
 def test_a_secret_without_a_stream_is_refused() -> None:
     with pytest.raises(ValidationError, match="without a stream_url"):
         camera(stream_secret="its/streams/site-a")
+
+
+def test_a_change_sets_only_the_fields_it_names() -> None:
+    moved = CameraUpdate.model_validate({"stream_url": "rtsp://10.1.2.4/s", "sample_fps": 2})
+    assert moved.changes() == {"sample_fps": 2.0, "stream_url": "rtsp://10.1.2.4/s"}
+    assert CameraUpdate.model_validate({"location": None}).changes() == {"location": None}
+    assert CameraUpdate.model_validate({"enabled": False}).changes() == {"enabled": False}
+
+
+def test_stopping_a_stream_drops_its_secret() -> None:
+    stopped = CameraUpdate.model_validate({"stream_url": None})
+    assert stopped.changes() == {"stream_url": None, "stream_secret": None}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({}, "nothing to change"),
+        ({"id": "cam-2"}, "Extra inputs are not permitted"),
+        ({"name": None}, "name cannot be null"),
+        ({"sample_fps": None}, "sample_fps cannot be null"),
+        ({"enabled": None}, "enabled cannot be null"),
+        ({"sample_fps": 60}, "less than or equal to 10"),
+        ({"stream_url": None, "stream_secret": "its/streams/a"}, "while stream_url is cleared"),
+        ({"stream_url": "rtsp://u:p@10.1.2.3/s"}, "must not carry credentials"),
+        ({"stream_secret": "its/api/postgres"}, "should match pattern"),
+    ],
+)
+def test_a_change_that_cannot_be_stored_is_refused_with_the_reason(
+    change: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        CameraUpdate.model_validate(change)
 
 
 @pytest.mark.parametrize("fps", [0, 0.05, 10.5, -1])

@@ -1,4 +1,4 @@
-"""/v1/cameras: registering is for operators, reading for viewers and operators."""
+"""/v1/cameras: registering and changing are for operators, reading for viewers and operators."""
 
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ def test_a_viewer_may_not_register_a_camera(api: FastAPI) -> None:
     answer = call(api, "POST", "/v1/cameras", headers, [body])
     assert answer.status == 403
     assert answer.json()["detail"] == "role 'viewer' may not do this (needs operator)"
+
+
+def test_only_an_operator_may_change_a_camera(api: FastAPI) -> None:
+    body = json.dumps({"stream_url": None}).encode()
+    for key, role in ((VIEWER, "viewer"), (CAM1, "camera")):
+        headers = {"x-api-key": key, "content-type": "application/json", "content-length": str(len(body))}
+        answer = call(api, "PATCH", "/v1/cameras/local-cam-1", headers, [body])
+        assert answer.status == 403, role
+        assert answer.json()["detail"] == f"role {role!r} may not do this (needs operator)"
 
 
 def test_a_camera_key_may_not_read_cameras(api: FastAPI) -> None:
