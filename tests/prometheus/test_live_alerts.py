@@ -5,6 +5,7 @@ the recovery is delivered as resolved; the new alerts' metrics measure what they
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from typing import Any
@@ -188,11 +189,12 @@ def test_camera_silence_is_measured_from_registration_then_from_the_latest_frame
 def _exporters_watching(local_platform: RunningPlatform, camera: str) -> list[int]:
     """The PostgreSQL exporters (one per member) whose CameraSilent query lists the camera: each
     runs the query when it is scraped, so this reads the query's answer now."""
-    series = f'its_camera_seconds_since_frame{{camera_id="{camera}"}}'
+    # The exporter adds its own `server` label beside the query's camera_id.
+    series = re.compile(rf'^its_camera_seconds_since_frame{{[^}}]*camera_id="{re.escape(camera)}"', re.M)
     return [
         port
         for port in local_platform.cfg.ports.many("postgres_exporter")
-        if series in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        if series.search(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
     ]
 
 
