@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
@@ -32,9 +33,6 @@ class Base(Strict):
 
 class Image(Strict):
     repository: str = Field(pattern=r"^[a-z0-9][a-z0-9./-]*$")
-    containerfile: str = Field(pattern=_RELATIVE)
-    # The Containerfile's stage that is the image (`--target`), where one file builds several.
-    target: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
     base: str
     # pyproject optional groups whose closure the image installs.
     groups: tuple[str, ...] = Field(min_length=1)
@@ -49,10 +47,13 @@ class Image(Strict):
 
 class ImagesFile(Strict):
     suite: str = Field(pattern=r"^[a-z]+$")
+    # Every image is the stage of this file named as the image (`--target`).
+    containerfile: str = Field(pattern=_RELATIVE)
     bases: dict[str, Base] = Field(min_length=1)
     # Copied into every image before its own sources (app/common and the fact files it reads).
     service_sources: tuple[str, ...] = ()
-    images: dict[str, Image] = Field(min_length=1)
+    # Names are stage names of the Containerfile.
+    images: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], Image] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _bases_exist(self) -> ImagesFile:

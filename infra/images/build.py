@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from infra.facts.images import Image, images_file, lock_file
+from infra.facts.images import images_file, lock_file
 from infra.facts.paths import REPO_ROOT, relative
 from infra.facts.versions import versions
 from infra.images import base, locks, podman
@@ -64,9 +64,9 @@ def tag(image: str) -> str:
     spec = images_file().images[image]
     digest = hashlib.sha256()
     digest.update(
-        f"{_BUILDER_VERSION}\0{base.reference(spec.base)}\0{versions()['PIP_VERSION']}\0{spec.target}\0".encode()
+        f"{_BUILDER_VERSION}\0{base.reference(spec.base)}\0{versions()['PIP_VERSION']}\0{image}\0".encode()
     )
-    for path in (spec.containerfile, relative(lock_file(image)), *source_files(image)):
+    for path in (images_file().containerfile, relative(lock_file(image)), *source_files(image)):
         digest.update(path.encode() + b"\0" + (REPO_ROOT / path).read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -111,13 +111,13 @@ def _pip_download(args: list[str], dest: Path) -> None:
         raise podman.PodmanError(f"pip download {' '.join(args[-2:])}: {done.stderr.strip()[-2000:]}")
 
 
-def _context(image: str, spec: Image, directory: Path) -> None:
+def _context(image: str, directory: Path) -> None:
     for name in source_files(image):
         target = directory / "srv" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
     shutil.copy2(lock_file(image), directory / "image.lock")
-    shutil.copy2(REPO_ROOT / spec.containerfile, directory / "Containerfile")
+    shutil.copy2(REPO_ROOT / images_file().containerfile, directory / "Containerfile")
 
 
 def build(image: str) -> Built:
@@ -132,7 +132,7 @@ def build(image: str) -> Built:
     pip_dir = _pip_wheel()
     with tempfile.TemporaryDirectory(prefix=f"{image}-", dir=podman.IMAGES_CACHE) as work:
         context = Path(work)
-        _context(image, spec, context)
+        _context(image, context)
         podman.run(
             [
                 "podman",
@@ -147,7 +147,9 @@ def build(image: str) -> Built:
                 f"{WHEELHOUSE}:/wheels:ro",
                 "--volume",
                 f"{pip_dir}:/pip:ro",
-                *(["--target", spec.target] if spec.target else []),
+                # The Containerfile's stage of this image's name.
+                "--target",
+                image,
                 "--file",
                 str(context / "Containerfile"),
                 "--tag",

@@ -4,6 +4,7 @@ digests in the GitOps values."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from packaging.utils import NormalizedName, canonicalize_name
 
 from infra.facts.images import images_file, lock_file
+from infra.facts.paths import REPO_ROOT
 from infra.images import gitops, locks
 
 DEV_TOOLS = ("pytest", "ruff", "mypy", "locust", "debugpy", "pip-tools", "pip")
@@ -82,3 +84,12 @@ def test_a_values_file_without_the_image_line_is_named(tmp_path: Path) -> None:
         "api": {"tag": "abc", "digest": "sha256:" + "0" * 64}
     }
     assert values.read_text().endswith("config: {}\n")
+
+
+def test_every_image_is_a_stage_of_the_containerfile() -> None:
+    """`--target <image>` builds the stage of the image's name: one per image, and the shared
+    stage they start from is none of them."""
+    text = (REPO_ROOT / images_file().containerfile).read_text()
+    stages = re.findall(r"^FROM \S+ AS ([a-z][a-z0-9-]*)$", text, re.M)
+    assert sorted(stages) == sorted({*images_file().images, "service"})
+    assert re.findall(r"^FROM (\S+) AS ", text, re.M)[1:] == ["service"] * len(images_file().images)
