@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from infra.facts.vault import vault_layout
 
@@ -45,27 +45,33 @@ def check_stream_url(url: str) -> str:
     return url
 
 
+# Each field's bounds, once: a registration (CameraIn) and a change (CameraUpdate) take the same.
+CameraName = Annotated[str, Field(min_length=1, max_length=200)]
+Location = Annotated[str, Field(max_length=200)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+CongestionThreshold = Annotated[int, Field(gt=0, le=10_000)]
+StreamUrl = Annotated[str, Field(max_length=STREAM_URL_MAX_LENGTH), AfterValidator(check_stream_url)]
+StreamSecret = Annotated[str, Field(pattern=STREAM_SECRET_PATTERN)]
+SampleFps = Annotated[float, Field(ge=MIN_SAMPLE_FPS, le=MAX_SAMPLE_FPS)]
+
+
 class CameraIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=CAMERA_ID_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
-    location: str | None = Field(default=None, max_length=200)
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
-    congestion_threshold: int = Field(default=20, gt=0, le=10_000)
+    name: CameraName
+    location: Location | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    congestion_threshold: CongestionThreshold = 20
     # A camera that streams: the ingest reads this URL (its credentials from Vault, at
     # stream_secret) and samples sample_fps frames per second from it.
-    stream_url: str | None = Field(default=None, max_length=STREAM_URL_MAX_LENGTH)
-    stream_secret: str | None = Field(default=None, pattern=STREAM_SECRET_PATTERN)
-    sample_fps: float = Field(default=1.0, ge=MIN_SAMPLE_FPS, le=MAX_SAMPLE_FPS)
+    stream_url: StreamUrl | None = None
+    stream_secret: StreamSecret | None = None
+    sample_fps: SampleFps = 1.0
     # A disabled (retired) camera stays registered with its frames, but its stream is not read
     # and CameraSilent does not watch it.
     enabled: bool = True
-
-    @field_validator("stream_url")
-    @classmethod
-    def _stream_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_stream_url(value)
 
     @model_validator(mode="after")
     def _secret_needs_a_stream(self) -> CameraIn:
@@ -81,20 +87,15 @@ class CameraUpdate(BaseModel):
     of the cameras."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    location: str | None = Field(default=None, max_length=200)
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
-    congestion_threshold: int | None = Field(default=None, gt=0, le=10_000)
-    stream_url: str | None = Field(default=None, max_length=STREAM_URL_MAX_LENGTH)
-    stream_secret: str | None = Field(default=None, pattern=STREAM_SECRET_PATTERN)
-    sample_fps: float | None = Field(default=None, ge=MIN_SAMPLE_FPS, le=MAX_SAMPLE_FPS)
+    name: CameraName | None = None
+    location: Location | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    congestion_threshold: CongestionThreshold | None = None
+    stream_url: StreamUrl | None = None
+    stream_secret: StreamSecret | None = None
+    sample_fps: SampleFps | None = None
     enabled: bool | None = None
-
-    @field_validator("stream_url")
-    @classmethod
-    def _stream_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_stream_url(value)
 
     @model_validator(mode="after")
     def _a_change_that_can_be_stored(self) -> CameraUpdate:
