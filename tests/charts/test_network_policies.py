@@ -95,8 +95,8 @@ def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
 
 def _peer_admits(peer: Mapping[str, Any], policy_namespace: str, source: Pod) -> bool:
     if "ipBlock" in peer:
-        # Only the ingest's egress to the cameras' networks (outside the cluster) names
-        # addresses; an address block admits no pod here (pod addresses are not modelled).
+        # Only peers outside the cluster are named by address (test_addresses_are_named_only_...);
+        # an address block admits no pod here (pod addresses are not modelled).
         assert set(peer) == {"ipBlock"}, peer
         return False
     if not source.namespace:
@@ -354,6 +354,26 @@ def all_policies(env: str) -> list[Manifest]:
     """Every NetworkPolicy the GitOps tree deploys for the environment."""
     charts = [c for c, spec in bootstrap_values(env)["charts"].items() if spec["enabled"]]
     return network_policies(*(env_render(chart, env) for chart in charts))
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_addresses_are_named_only_where_no_label_can_select_the_peer(env: str) -> None:
+    """The charts select peers by namespace and labels. An address block appears only for a
+    peer outside the cluster: the OpenBao snapshot upload's S3 (HTTPS, whose addresses are not
+    fixed), and the ingest's camera networks once an environment lists them (none does here;
+    tests/charts/test_ingest.py checks that rule)."""
+    named: dict[str, list[Any]] = {}
+    for policy_ in all_policies(env):
+        spec = policy_["spec"]
+        rules = [*spec.get("ingress", []), *spec.get("egress", [])]
+        for rule in rules:
+            if any("ipBlock" in peer for peer in [*rule.get("from", []), *rule.get("to", [])]):
+                named.setdefault(policy_["metadata"]["name"], []).append(rule)
+    assert named == {
+        "its-vault-config-snapshot-upload": [
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+        ]
+    }
 
 
 def override(chart: str, env: str, values: str) -> Rendered:
