@@ -19,7 +19,6 @@ import argparse
 import os
 import re
 import resource
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,17 +26,11 @@ from pathlib import Path
 
 from app.ingest import metrics
 from app.ingest.reader import ReaderConfig, SampledFrame, StreamReader, StreamSource
+from infra.kernel.ports import free_port
 from infra.local.stacks.cameras import SAMPLES, SERVER, clip_frames
 
 CAMERA = "bench-cam"
 USER = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def process_cpu() -> float:
@@ -110,6 +103,9 @@ def run_reader(url: str, sample_fps: float, seconds: float) -> tuple[int, int, f
     deadline = time.monotonic() + 30
     while decoded._value.get() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
+    if decoded._value.get() == 0:
+        reader.stop()
+        raise SystemExit(f"the reader decoded no frame of {url} within 30 s: nothing to measure")
     frames0, samples0, cpu0 = decoded._value.get(), len(sampled), process_cpu()
     time.sleep(seconds)
     frames1, samples1, cpu1 = decoded._value.get(), len(sampled), process_cpu()

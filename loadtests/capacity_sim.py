@@ -114,17 +114,10 @@ class Plan:
     worst_worker_load: float
 
 
-def api_pod_cpus() -> float:
-    """The API container's CPU limit in the its-camera-ai chart (api.resources.limits.cpu)."""
+def pod_cpus(component: str) -> float:
+    """A component's CPU limit in the its-camera-ai chart (<component>.resources.limits.cpu)."""
     values = yaml.safe_load(CHART_VALUES.read_text())
-    raw = str(values["api"]["resources"]["limits"]["cpu"])
-    return float(raw[:-1]) / 1000 if raw.endswith("m") else float(raw)
-
-
-def ingest_pod_cpus() -> float:
-    """The ingest container's CPU limit in the its-camera-ai chart (ingest.resources.limits.cpu)."""
-    values = yaml.safe_load(CHART_VALUES.read_text())
-    raw = str(values["ingest"]["resources"]["limits"]["cpu"])
+    raw = str(values[component]["resources"]["limits"]["cpu"])
     return float(raw[:-1]) / 1000 if raw.endswith("m") else float(raw)
 
 
@@ -134,7 +127,7 @@ def ingest_plan(
     """(cameras per ingest pod at the CPU target, pods) for `case`: each camera costs its
     stream's decode and its samples' JPEG encoding, as bench_ingest_streams measured it at
     the case's sample rate (cameras one core holds)."""
-    per_pod = math.floor(cameras_per_core * ingest_pod_cpus() * assumptions.cpu_utilisation)
+    per_pod = math.floor(cameras_per_core * pod_cpus("ingest") * assumptions.cpu_utilisation)
     return per_pod, max(2, math.ceil(case.cameras / per_pod))
 
 
@@ -184,7 +177,7 @@ def plan(case: Case, measured: Measured, assumptions: Assumptions = Assumptions(
         if load <= a.gpu_utilisation:
             break
         workers += a.brokers_minimum
-    api = math.ceil(case.frames_per_s / (measured.api_frames_per_cpu_s * api_pod_cpus() * a.cpu_utilisation))
+    api = math.ceil(case.frames_per_s / (measured.api_frames_per_cpu_s * pod_cpus("api") * a.cpu_utilisation))
     # Per-core rates: the benchmark's rate over the cores the server had (shared, so low).
     insert_per_core = measured.frames_insert_per_s / measured.db_cores
     copy_per_core = measured.copy_rows_per_s / measured.db_cores
@@ -340,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     ingest = {f: getattr(args, f"ingest_cameras_per_core_{f:g}fps") for f in FRAMES_PER_S}
     if all(ingest.values()):
-        print(f"stream ingest ({ingest_pod_cpus():g}-core pods at {Assumptions().cpu_utilisation:.0%} CPU):")
+        print(f"stream ingest ({pod_cpus('ingest'):g}-core pods at {Assumptions().cpu_utilisation:.0%} CPU):")
         print("cameras  fps  cameras/pod  pods")
         for p in plans:
             per_pod, pods = ingest_plan(p.case, ingest[p.case.frames_per_camera_s])

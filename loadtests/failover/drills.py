@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import tempfile
@@ -37,6 +38,8 @@ import psycopg
 import redis
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
+from minio import Minio
+from minio.error import S3Error
 from redis.sentinel import Sentinel
 
 from infra.facts.buckets import buckets
@@ -63,6 +66,8 @@ CONFIRM_WITHIN = 20
 VAULT_DOWN_SECONDS = 3
 MASTER = redis_settings().master_name
 LOGS_BUCKET = buckets().buckets.logs.name
+# Acknowledged objects the MinIO drill reads whole after the drive loss (a random sample).
+MINIO_BODIES_READ = 200
 
 
 def _quiet(_: str) -> None:
@@ -496,22 +501,41 @@ def minio_drive_loss(platform: Platform) -> DrillResult:
 
     # Every acknowledged object read back in one listing (tens of thousands: the load runs
     # through the alert's minute): present, with the ETag of its body (a single PUT's ETag is
-    # the MD5 of what was written).
+    # the MD5 of what was written). A listing reads metadata only, so a random sample is also
+    # read whole: its bytes must come back through the erasure set that lost a drive.
     stored = {
         item.object_name: item.etag
         for item in client.list_objects(LOGS_BUCKET, prefix=f"drill/{run}/", recursive=True)
     }
-    missing = sum(
-        stored.get(f"drill/{run}/{number}") != hashlib.md5(f"{run}:{number}".encode()).hexdigest()  # noqa: S324 - S3's ETag, not a security hash
+    lost = {
+        number
         for number in load.acknowledged
-    )
+        if stored.get(f"drill/{run}/{number}") != hashlib.md5(f"{run}:{number}".encode()).hexdigest()  # noqa: S324 - S3's ETag, not a security hash
+    }
+    sample = random.sample(sorted(load.acknowledged), min(MINIO_BODIES_READ, len(load.acknowledged)))
+    unreadable = {n for n in sample if _body(client, f"drill/{run}/{n}") != f"{run}:{n}".encode()}
+    missing = len(lost | unreadable)
     problems = [] if offline >= 1 else ["fault not confirmed: MinIO never reported the drive offline"]
     return alert.onto(DrillResult(
         "minio-drive-loss", not problems, healed, len(load.acknowledged), missing, failed,
         f"{offline_before:.0f} drives offline", f"{offline:.0f} offline, then healed", problems,
-        {"drive": drive.name, "writes_per_second": _rate(load, seconds)},
+        {"drive": drive.name, "writes_per_second": _rate(load, seconds), "bodies_read": len(sample),
+         "bodies_unreadable": len(unreadable)},
         recovered="replacement drive healed",
     ))  # fmt: skip
+
+
+def _body(client: Minio, name: str) -> bytes | None:
+    """An object's bytes, or None when it cannot be read."""
+    try:
+        response = client.get_object(LOGS_BUCKET, name)
+    except S3Error:
+        return None
+    try:
+        return bytes(response.read())
+    finally:
+        response.close()
+        response.release_conn()
 
 
 def _drives_offline(platform: Platform) -> float:

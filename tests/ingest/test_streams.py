@@ -360,10 +360,8 @@ def test_two_replicas_split_the_cameras_and_a_killed_ones_move_to_the_other(
         second.wait(10)
 
         def moved_back() -> bool:
-            return all(
-                stream(api, c)["reader"] == "local-ingest-0" and stream(api, c)["state"] == "online"
-                for c in moved
-            )
+            seen = [stream(api, c) for c in moved]
+            return all(s["reader"] == "local-ingest-0" and s["state"] == "online" for s in seen)
 
         bound = SETTINGS.ingest_member_ttl_seconds + 2 * TICK + CONNECT_S + OFFLINE_AFTER
         wait_for("the killed replica's cameras on the other", moved_back, bound)
