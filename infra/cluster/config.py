@@ -64,9 +64,6 @@ class ClusterTools:
     argocd: Path
     helm: Path
     kustomize: Path
-    # The kubectl of the same Kubernetes build as the control plane (tools/kube): every caller
-    # of the project runs this one, never whichever kubectl the machine has on PATH.
-    kubectl: Path
     versions: dict[str, str]
 
     @classmethod
@@ -80,12 +77,17 @@ class ClusterTools:
             argocd=CACHE_DIR / "argocd" / f"{v['ARGOCD_VERSION']}-{_wrapper_key('argocd')}/bin/argocd",
             helm=CACHE_DIR / "helm" / v["HELM_VERSION"] / "bin" / "helm",
             kustomize=CACHE_DIR / "kustomize" / v["KUSTOMIZE_VERSION"] / "bin" / "kustomize",
-            kubectl=kube_bin / "kubectl",
             versions=v,
         )
 
     def binary(self, name: str) -> Path:
         return self.kube_bin / name
+
+    @property
+    def kubectl(self) -> Path:
+        """The kubectl of the same Kubernetes build as the control plane (tools/kube): every
+        caller of the project runs this one, never whichever kubectl the machine has on PATH."""
+        return self.kube_bin / "kubectl"
 
     def missing(self) -> list[str]:
         wanted = {

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
 import httpx
@@ -36,7 +37,13 @@ from infra.pulumi.gitops_root import chart_namespace
 
 APP_SELECTOR = f"app.kubernetes.io/part-of={app_values.APP_CHART}"
 # The app's long-running pods (the Deployments'); the migration Job's pod runs to completion.
-SERVING_COMPONENTS = ("api", "worker")
+SERVING_COMPONENTS = ("api", "worker", "ingest")
+
+
+@cache
+def app_namespace() -> str:
+    """The app chart's namespace in the GitOps tree (read once: the polls ask it every second)."""
+    return chart_namespace(app_values.APP_CHART)
 
 
 @dataclass
@@ -92,7 +99,7 @@ class RealNode:
     def provide_login(self, timeout: float = 600) -> None:
         """The AppRole Secret, once ArgoCD has made the app's namespace (it owns the namespace
         and its Pod Security labels), before the migration Job's pod needs it."""
-        namespace = chart_namespace(app_values.APP_CHART)
+        namespace = app_namespace()
 
         def exists() -> Health:
             listed = _get(self.cfg, f"/api/v1/namespaces?fieldSelector=metadata.name%3D{namespace}")
@@ -102,7 +109,7 @@ class RealNode:
         argocd.apply(self.cfg, [app_values.approle_secret(self.platform, namespace)])
 
     def app_pods(self) -> list[dict[str, Any]]:
-        namespace = chart_namespace(app_values.APP_CHART)
+        namespace = app_namespace()
         pods = _get(self.cfg, f"/api/v1/namespaces/{namespace}/pods?labelSelector={APP_SELECTOR}")["items"]
         return [p for p in pods if "deletionTimestamp" not in p["metadata"]]
 

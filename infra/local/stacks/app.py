@@ -248,8 +248,8 @@ class App(Stack):
         ok, detail = http_ok(url(self.ports.worker_metrics, "/healthz"))
         return Health(ok, {"healthz": detail}, endpoints(self.ports.worker_metrics))
 
-    def ingest(self, replica: int = 0) -> Health:
-        port = self.ingest_port(replica)
+    def ingest(self) -> Health:
+        port = self.ingest_port(0)
         ok, detail = http_ok(url(port, "/healthz"))
         return Health(ok, {"healthz": detail}, endpoints(port))
 
