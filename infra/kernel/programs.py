@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from infra.facts.paths import REPO_ROOT
 
@@ -37,3 +39,13 @@ def postgres_user() -> str | None:
     """PostgreSQL refuses to run as root: when we are root, its processes run as the Debian
     package's `postgres` user."""
     return "postgres" if os.geteuid() == 0 else None
+
+
+def closed_to_others(path: Path) -> Path | None:
+    """The first directory on the way to `path` (from /) that a user who owns none of it cannot
+    enter (no search bit for others), or None. The postgres user must reach the state directory;
+    a clone in a private home (0700) or a `mktemp -d` directory does not let it."""
+    for directory in (*reversed(path.parents), path):
+        if not directory.stat().st_mode & stat.S_IXOTH:
+            return directory
+    return None

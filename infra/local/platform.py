@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any, TypeVar
 
 from infra.kernel.health import Health, wait_until
+from infra.kernel.programs import closed_to_others, postgres_user
 from infra.kernel.supervisor import Supervisor, write_supervisord_conf
 from infra.local.config import LocalPlatformConfig
 from infra.local.secrets import PlatformSecrets
@@ -53,6 +54,14 @@ class Platform:
         self.cfg.conf_dir.chmod(0o700)
         # The state root must be traversable by the postgres user when running as root.
         self.cfg.state_dir.chmod(0o755)
+        if postgres_user() and (closed := closed_to_others(self.cfg.state_dir)):
+            # Not opened here: widening a home directory's mode is the owner's decision.
+            raise SystemExit(
+                f"up: PostgreSQL runs as the postgres user, which cannot enter {closed} (mode "
+                f"{closed.stat().st_mode & 0o777:o}) on the way to the state directory "
+                f"{self.cfg.state_dir}: `chmod o+x {closed}`, or set ITS_STATE_DIR to a directory "
+                "it can reach (e.g. under /tmp)"
+            )
         for stack in self.stacks:
             stack.render()
         self._write_programs()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from infra.facts.redis import redis_settings
 from infra.kernel.ports import PortError, Ports
+from infra.kernel.programs import closed_to_others
 from infra.local.stacks.kafka import format_command
 from infra.local.stacks.redis import redis_conf, sentinel_conf
 
@@ -47,3 +52,19 @@ def test_a_cluster_id_is_one_word_with_its_option() -> None:
 
     command = format_command(Path("/k"), Path("/l"), "-AbC", Path("/p"))
     assert "--cluster-id=-AbC" in command and "-AbC" not in command
+
+
+def test_a_directory_others_cannot_enter_on_the_way_to_the_state_is_named() -> None:
+    """The postgres user must reach the state directory: a clone in a 0700 directory (a private
+    home, `mktemp -d`) is named before any server starts, not found as a spawn error."""
+    root = Path(tempfile.mkdtemp(dir="/tmp"))  # /tmp lets others in; the new directory is 0700
+    try:
+        state = root / "clone" / ".state"
+        state.mkdir(parents=True)
+        assert closed_to_others(state) == root
+        root.chmod(0o755)
+        assert closed_to_others(state) is None
+        state.chmod(0o700)
+        assert closed_to_others(state) == state
+    finally:
+        shutil.rmtree(root)
